@@ -1,0 +1,241 @@
+//! The shapes every Palisade stage shares: one request view, one verdict type,
+//! one per-request context, and the `Stage` trait each capability implements.
+//!
+//! A request flows through the stages in order (see `proxy::pipeline`):
+//! `accept (L7 limits) -> route -> ACL -> rate limit -> session flow / ATO ->
+//! bot challenge -> API schema -> WAF -> upstream -> response inspection -> log`.
+//! Stages never touch sockets: the data plane hands them a [`RequestCtx`] and
+//! acts on the [`Verdict`] they return.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// HTTP version as it arrived on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::Http2 => "HTTP/2.0",
+        }
+    }
+}
+
+/// The request as the client sent it, before any stage changes anything.
+///
+/// Header names keep their original case and order, duplicates included,
+/// because the WAF inspects what was on the wire, not a normalised map.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request-target exactly as sent (`/a/b?x=1`, or absolute-form).
+    pub uri_raw: String,
+    /// Path part of the request-target (no query), still percent-encoded.
+    pub path: String,
+    /// Query string without the `?`, still percent-encoded; empty if none.
+    pub query: String,
+    pub version: HttpVersion,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Address of the TCP peer (a load balancer when one is in front).
+    pub peer: SocketAddr,
+    /// The client address after trusted-proxy resolution of `X-Forwarded-For`/`Forwarded`.
+    pub client_ip: IpAddr,
+    pub tls: bool,
+    /// Local address the request arrived on.
+    pub local: SocketAddr,
+}
+
+impl RequestHead {
+    /// First header value with this name (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// First header value as UTF-8 text, if it is valid UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// `Host` for HTTP/1, `:authority` for HTTP/2 (the data plane stores it as `Host`), without port.
+    pub fn host(&self) -> &str {
+        let h = self.header_str("host").unwrap_or("");
+        // Strip a port, leaving IPv6 literals intact.
+        if h.starts_with('[') {
+            return h.split(']').next().map(|s| &h[..s.len() + 1]).unwrap_or(h);
+        }
+        h.rsplit_once(':').map(|(a, _)| a).unwrap_or(h)
+    }
+
+    /// The request line as CRS's `REQUEST_LINE` sees it.
+    pub fn request_line(&self) -> String {
+        format!("{} {} {}", self.method, self.uri_raw, self.version.as_str())
+    }
+}
+
+/// Whether a stage's decisions are carried out or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Detection only: the verdict is logged and counted, the request goes on.
+    Monitor,
+}
+
+/// What a stage decided about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on to the next stage.
+    Allow,
+    /// Stop here and answer with this status.
+    Deny { status: u16, reason: String },
+    /// Answer with a challenge page (bot management); `body` is served as-is.
+    Challenge {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Let the request go on but record why it was interesting.
+    Tag { reason: String },
+}
+
+impl Verdict {
+    pub fn deny(status: u16, reason: impl Into<String>) -> Self {
+        Verdict::Deny {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// True for verdicts that end the request when enforced.
+    pub fn is_blocking(&self) -> bool {
+        matches!(self, Verdict::Deny { .. } | Verdict::Challenge { .. })
+    }
+}
+
+/// One rule or check that matched, kept for the audit event and alert log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The stage that produced it (`waf`, `l7`, `ratelimit`, ...).
+    pub stage: &'static str,
+    /// Rule id when the stage has numbered rules (CRS), else 0.
+    pub rule_id: u64,
+    pub msg: String,
+    pub data: String,
+    pub severity: String,
+    pub tags: Vec<String>,
+}
+
+/// A decision a stage took, with the mode it ran in, so monitor-mode blocks are still visible.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub stage: &'static str,
+    pub verdict: Verdict,
+    pub mode: Mode,
+}
+
+/// Per-request state shared by every stage. Created by the data plane once
+/// the request head is parsed; dropped after the log phase.
+pub struct RequestCtx {
+    pub req: RequestHead,
+    /// Name of the route the request matched, once routing ran.
+    pub route: Option<String>,
+    pub started: Instant,
+    /// Response status once known (upstream or a stage's own answer).
+    pub status: Option<u16>,
+    /// Response headers once known (name, value), for response-phase stages.
+    pub response_headers: Vec<(String, Vec<u8>)>,
+    pub findings: Vec<Finding>,
+    pub decisions: Vec<Decision>,
+    /// Stage-private state that must live across phases (e.g. a WAF transaction),
+    /// keyed by stage name.
+    slots: HashMap<&'static str, Box<dyn Any + Send>>,
+}
+
+impl RequestCtx {
+    pub fn new(req: RequestHead) -> Self {
+        RequestCtx {
+            req,
+            route: None,
+            started: Instant::now(),
+            status: None,
+            response_headers: Vec::new(),
+            findings: Vec::new(),
+            decisions: Vec::new(),
+            slots: HashMap::new(),
+        }
+    }
+
+    pub fn put<T: Any + Send>(&mut self, stage: &'static str, value: T) {
+        self.slots.insert(stage, Box::new(value));
+    }
+
+    pub fn get_mut<T: Any + Send>(&mut self, stage: &'static str) -> Option<&mut T> {
+        self.slots.get_mut(stage).and_then(|b| b.downcast_mut())
+    }
+
+    pub fn take<T: Any + Send>(&mut self, stage: &'static str) -> Option<T> {
+        let b = self.slots.remove(stage)?;
+        b.downcast().ok().map(|b| *b)
+    }
+}
+
+/// One capability in the request pipeline.
+///
+/// Each method is one phase; the default does nothing and allows. A stage
+/// returns a [`Verdict`]; the pipeline records it and, if the stage runs in
+/// [`Mode::Enforce`] and the verdict blocks, answers the client and stops.
+/// In [`Mode::Monitor`] a blocking verdict is recorded and the request goes on.
+pub trait Stage: Send + Sync {
+    /// Short stable name used in logs, metrics and slots (`l7`, `waf`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Phase 1: the request head is known, no body has been read.
+    fn on_request_headers(&self, _ctx: &mut RequestCtx) -> Verdict {
+        Verdict::Allow
+    }
+
+    /// Whether this stage needs the request body buffered (up to the route's
+    /// inspection limit) before the request goes upstream. Stages that say no
+    /// let the body stream straight through.
+    fn wants_request_body(&self, _ctx: &RequestCtx) -> bool {
+        false
+    }
+
+    /// Phase 2: the buffered request body (possibly truncated at the
+    /// inspection limit; `truncated` says so).
+    fn on_request_body(&self, _ctx: &mut RequestCtx, _body: &[u8], _truncated: bool) -> Verdict {
+        Verdict::Allow
+    }
+
+    /// Phase 3: upstream answered with a status and headers (`ctx.status`,
+    /// `ctx.response_headers`).
+    fn on_response_headers(&self, _ctx: &mut RequestCtx) -> Verdict {
+        Verdict::Allow
+    }
+
+    /// Whether this stage needs the response body buffered before it is sent.
+    fn wants_response_body(&self, _ctx: &RequestCtx) -> bool {
+        false
+    }
+
+    /// Phase 4: the buffered response body.
+    fn on_response_body(&self, _ctx: &mut RequestCtx, _body: &[u8], _truncated: bool) -> Verdict {
+        Verdict::Allow
+    }
+
+    /// Phase 5: the exchange is over; record what needs recording.
+    fn on_log(&self, _ctx: &mut RequestCtx) {}
+}
