@@ -1,1 +1,144 @@
-//! observe
+//! Visibility: the ModSecurity-style alert log (one line per matched rule, so
+//! go-ftw and CRS tooling read it unchanged), one JSON event per request, and
+//! counters for metrics.
+
+use pipeline::RequestCtx;
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Where alert lines and events go; each is optional.
+#[derive(Default)]
+pub struct Observer {
+    alerts: Option<Mutex<File>>,
+    events: Option<Mutex<File>>,
+    pub counters: Counters,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub blocked: AtomicU64,
+    pub monitored: AtomicU64,
+    pub l7_refused: AtomicU64,
+}
+
+/// One structured event per request (JSON lines).
+#[derive(Serialize)]
+pub struct Event<'a> {
+    pub ts_ms: u128,
+    pub id: &'a str,
+    pub digest: &'a str,
+    pub client_ip: String,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub uri: &'a str,
+    pub route: Option<&'a str>,
+    pub status: Option<u16>,
+    pub duration_us: u128,
+    pub decisions: Vec<serde_json::Value>,
+    pub findings: &'a [pipeline::Finding],
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Observer {
+    pub fn new(alert_log: Option<&Path>, event_log: Option<&Path>) -> std::io::Result<Self> {
+        Ok(Observer {
+            alerts: alert_log.map(open_append).transpose()?.map(Mutex::new),
+            events: event_log.map(open_append).transpose()?.map(Mutex::new),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Record a finished request: alert lines for findings, one event, counters.
+    pub fn record(&self, digest: &str, ctx: &RequestCtx) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let blocked = ctx
+            .decisions
+            .iter()
+            .any(|d| d.verdict.is_blocking() && d.mode == pipeline::Mode::Enforce);
+        if blocked {
+            self.counters.blocked.fetch_add(1, Ordering::Relaxed);
+        } else if ctx.decisions.iter().any(|d| d.verdict.is_blocking()) {
+            self.counters.monitored.fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Some(f), false) = (&self.alerts, ctx.findings.is_empty()) {
+            let mut out = String::new();
+            for m in &ctx.findings {
+                out.push_str(&alert_line(ctx, m));
+                out.push('\n');
+            }
+            // One write per request keeps a request's lines together.
+            if let Ok(mut f) = f.lock() {
+                let _ = f.write_all(out.as_bytes());
+            }
+        }
+        if let Some(f) = &self.events {
+            let ev = Event {
+                ts_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0),
+                id: &ctx.id,
+                digest,
+                client_ip: ctx.req.client_ip.to_string(),
+                method: &ctx.req.method,
+                host: ctx.req.host(),
+                uri: &ctx.req.uri_raw,
+                route: ctx.route.as_deref(),
+                status: ctx.status,
+                duration_us: ctx.started.elapsed().as_micros(),
+                decisions: ctx
+                    .decisions
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "stage": d.stage,
+                            "mode": d.mode,
+                            "verdict": format!("{:?}", d.verdict),
+                        })
+                    })
+                    .collect(),
+                findings: &ctx.findings,
+            };
+            if let Ok(mut line) = serde_json::to_string(&ev) {
+                line.push('\n');
+                if let Ok(mut f) = f.lock() {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+}
+
+/// ModSecurity error-log style: `[client IP] ModSecurity: Warning. ... [id "N"] ...`.
+pub fn alert_line(ctx: &RequestCtx, f: &pipeline::Finding) -> String {
+    let mut s = format!(
+        "[client {}] ModSecurity: Warning. [id \"{}\"] [msg \"{}\"] [data \"{}\"] [severity \"{}\"]",
+        ctx.req.client_ip,
+        f.rule_id,
+        esc(&f.msg),
+        esc(&f.data),
+        esc(&f.severity)
+    );
+    for t in &f.tags {
+        s.push_str(&format!(" [tag \"{}\"]", esc(t)));
+    }
+    s.push_str(&format!(
+        " [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
+        esc(ctx.req.host()),
+        esc(&ctx.req.path),
+        ctx.id
+    ));
+    s
+}

@@ -149,6 +149,8 @@ pub struct Decision {
 /// Per-request state shared by every stage. Created by the data plane once
 /// the request head is parsed; dropped after the log phase.
 pub struct RequestCtx {
+    /// Unique id of this request (logs, events, the WAF's UNIQUE_ID).
+    pub id: String,
     pub req: RequestHead,
     /// Name of the route the request matched, once routing ran.
     pub route: Option<String>,
@@ -167,6 +169,7 @@ pub struct RequestCtx {
 impl RequestCtx {
     pub fn new(req: RequestHead) -> Self {
         RequestCtx {
+            id: String::new(),
             req,
             route: None,
             started: Instant::now(),
@@ -180,6 +183,10 @@ impl RequestCtx {
 
     pub fn put<T: Any + Send>(&mut self, stage: &'static str, value: T) {
         self.slots.insert(stage, Box::new(value));
+    }
+
+    pub fn get<T: Any + Send>(&self, stage: &'static str) -> Option<&T> {
+        self.slots.get(stage).and_then(|b| b.downcast_ref())
     }
 
     pub fn get_mut<T: Any + Send>(&mut self, stage: &'static str) -> Option<&mut T> {

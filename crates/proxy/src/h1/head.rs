@@ -1,0 +1,298 @@
+//! Parse and validate one HTTP/1.x request head.
+//!
+//! We parse the head ourselves (with `httparse`) instead of letting a general
+//! HTTP library do it because a WAF must see the request as sent: header case,
+//! order and duplicates, and because request-smuggling shapes must be refused
+//! rather than normalised (a library that quietly merges two `Content-Length`
+//! headers, or prefers `Transfer-Encoding`, is exactly what smuggling exploits).
+
+use pipeline::HttpVersion;
+
+/// How the request body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed, validated request head.
+#[derive(Debug)]
+pub struct Head {
+    pub method: String,
+    pub target: String,
+    pub version: HttpVersion,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// Bytes the head took in the buffer (request line through the blank line).
+    pub len: usize,
+}
+
+/// Why a head was refused; each maps to a status and always closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    #[error("request smuggling shape: {0}")]
+    Smuggling(&'static str),
+    #[error("too many header fields")]
+    TooManyHeaders,
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("request target too long")]
+    UriTooLong,
+    #[error("unsupported HTTP version")]
+    Version,
+    #[error("unsupported transfer coding")]
+    TransferCoding,
+}
+
+impl HeadError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::TooManyHeaders | HeadError::HeadTooLarge => 431,
+            HeadError::UriTooLong => 414,
+            HeadError::Version => 505,
+            HeadError::TransferCoding => 501,
+            _ => 400,
+        }
+    }
+}
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_headers: usize,
+    pub max_head_bytes: usize,
+    pub max_url_bytes: usize,
+}
+
+/// Try to parse a head from `buf`. `Ok(None)` means more bytes are needed.
+pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError> {
+    // httparse wants a fixed header array; one more than the limit lets us tell
+    // "exactly at the limit" from "over it".
+    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers + 1];
+    let mut req = httparse::Request::new(&mut storage);
+    let status = match req.parse(buf) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(HeadError::Version),
+        Err(httparse::Error::HeaderName) | Err(httparse::Error::HeaderValue) => {
+            // Also covers obsolete line folding, which httparse refuses in requests.
+            return Err(HeadError::Malformed("invalid header field"));
+        }
+        Err(_) => {
+            if buf.len() > limits.max_head_bytes {
+                return Err(HeadError::HeadTooLarge);
+            }
+            return Err(HeadError::Malformed("invalid request line"));
+        }
+    };
+    let len = match status {
+        httparse::Status::Partial => {
+            if buf.len() > limits.max_head_bytes {
+                // Tell a long URL from a long head when the request line alone is over.
+                let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+                if line_end > limits.max_url_bytes {
+                    return Err(HeadError::UriTooLong);
+                }
+                return Err(HeadError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
+        httparse::Status::Complete(n) => n,
+    };
+    if len > limits.max_head_bytes {
+        return Err(HeadError::HeadTooLarge);
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(HeadError::TooManyHeaders);
+    }
+    let method = req.method.unwrap_or_default().to_string();
+    let target = req.path.unwrap_or_default().to_string();
+    if target.len() > limits.max_url_bytes {
+        return Err(HeadError::UriTooLong);
+    }
+    let version = match req.version {
+        Some(0) => HttpVersion::Http10,
+        Some(1) => HttpVersion::Http11,
+        _ => return Err(HeadError::Version),
+    };
+
+    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut chunked = false;
+    let mut host_count = 0;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name;
+        let value = h.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            if content_length.is_some() {
+                return Err(HeadError::Smuggling("duplicate Content-Length"));
+            }
+            content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if te_seen {
+                return Err(HeadError::Smuggling("duplicate Transfer-Encoding"));
+            }
+            te_seen = true;
+            let v = trim(value);
+            if v.eq_ignore_ascii_case(b"chunked") {
+                chunked = true;
+            } else if v.split(|&b| b == b',').any(|c| trim(c).eq_ignore_ascii_case(b"chunked")) {
+                // `gzip, chunked` is legal HTTP, but we do not decode codings
+                // and forwarding them invites disagreement with the upstream.
+                return Err(HeadError::TransferCoding);
+            } else {
+                return Err(HeadError::Smuggling("Transfer-Encoding without chunked"));
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            host_count += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for tok in value.split(|&b| b == b',') {
+                let tok = trim(tok);
+                if tok.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = trim(value).eq_ignore_ascii_case(b"100-continue");
+        }
+        headers.push((name.to_string(), value.to_vec()));
+    }
+    if te_seen && content_length.is_some() {
+        return Err(HeadError::Smuggling("both Content-Length and Transfer-Encoding"));
+    }
+    if te_seen && version == HttpVersion::Http10 {
+        return Err(HeadError::Smuggling("Transfer-Encoding in HTTP/1.0"));
+    }
+    if host_count > 1 {
+        return Err(HeadError::Malformed("duplicate Host"));
+    }
+    let framing = if chunked {
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let keep_alive = match version {
+        HttpVersion::Http11 => !conn_close,
+        _ => conn_keep_alive && !conn_close,
+    };
+    Ok(Some(Head {
+        method,
+        target,
+        version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+        len,
+    }))
+}
+
+/// Content-Length must be plain digits: no sign, no list (`5, 5`), no spaces inside.
+fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
+    let v = trim(v);
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::Smuggling("invalid Content-Length"));
+    }
+    Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: HeadLimits = HeadLimits {
+        max_headers: 10,
+        max_head_bytes: 1024,
+        max_url_bytes: 100,
+    };
+
+    fn p(s: &str) -> Result<Option<Head>, HeadError> {
+        parse(s.as_bytes(), &L)
+    }
+
+    #[test]
+    fn plain_get() {
+        let h = p("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.target, "/a?b=1");
+        assert_eq!(h.framing, Framing::None);
+        assert!(h.keep_alive);
+        assert_eq!(h.headers[1].0, "X-A");
+    }
+
+    #[test]
+    fn partial_needs_more() {
+        assert!(p("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn smuggling_shapes_refused() {
+        let cases = [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for c in cases {
+            let e = p(c).unwrap_err();
+            assert_eq!(e.status(), 400, "{c:?} gave {e:?}");
+        }
+    }
+
+    #[test]
+    fn obsolete_folding_refused() {
+        let e = p("GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n continued\r\n\r\n").unwrap_err();
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn limits() {
+        let many: String = (0..11).map(|i| format!("X-{i}: 1\r\n")).collect();
+        assert_eq!(p(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(), HeadError::TooManyHeaders);
+        let long = "a".repeat(200);
+        assert_eq!(p(&format!("GET /{long} HTTP/1.1\r\n\r\n")).unwrap_err(), HeadError::UriTooLong);
+        let big = "b".repeat(2000);
+        assert_eq!(p(&format!("GET / HTTP/1.1\r\nX: {big}\r\n\r\n")).unwrap_err(), HeadError::HeadTooLarge);
+        assert_eq!(p(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(1100))).unwrap_err(), HeadError::UriTooLong);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(!p("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(p("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(!p("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
+    }
+
+    #[test]
+    fn framing() {
+        let h = p("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Length(12));
+        let h = p("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+    }
+}
