@@ -48,13 +48,21 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    fn with<R>(&self, key: &str, ttl: Duration, init: impl FnOnce() -> Entry, f: impl FnOnce(&mut Entry) -> R) -> R {
+    fn with<R>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        init: impl Fn() -> Entry,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> R {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if m.len() > self.sweep_at {
             m.retain(|_, (exp, _)| *exp > now);
         }
-        let slot = m.entry(key.to_string()).or_insert_with(|| (now + ttl, init()));
+        let slot = m
+            .entry(key.to_string())
+            .or_insert_with(|| (now + ttl, init()));
         if slot.0 <= now {
             *slot = (now + ttl, init());
         }
@@ -64,31 +72,41 @@ impl MemoryStore {
 
 impl StateStore for MemoryStore {
     fn incr(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, StoreError> {
-        Ok(self.with(key, ttl, || Entry::Counter(0), |e| match e {
-            Entry::Counter(n) => {
-                *n = n.saturating_add(by);
-                *n
-            }
-            other => {
-                *other = Entry::Counter(by);
-                by
-            }
-        }))
+        Ok(self.with(
+            key,
+            ttl,
+            || Entry::Counter(0),
+            |e| match e {
+                Entry::Counter(n) => {
+                    *n = n.saturating_add(by);
+                    *n
+                }
+                other => {
+                    *other = Entry::Counter(by);
+                    by
+                }
+            },
+        ))
     }
 
     fn add_distinct(&self, key: &str, member: &str, ttl: Duration) -> Result<u64, StoreError> {
-        Ok(self.with(key, ttl, || Entry::Set(HashSet::new()), |e| {
-            if !matches!(e, Entry::Set(_)) {
-                *e = Entry::Set(HashSet::new());
-            }
-            match e {
-                Entry::Set(s) => {
-                    s.insert(member.to_string());
-                    s.len() as u64
+        Ok(self.with(
+            key,
+            ttl,
+            || Entry::Set(HashSet::new()),
+            |e| {
+                if !matches!(e, Entry::Set(_)) {
+                    *e = Entry::Set(HashSet::new());
                 }
-                _ => 0,
-            }
-        }))
+                match e {
+                    Entry::Set(s) => {
+                        s.insert(member.to_string());
+                        s.len() as u64
+                    }
+                    _ => 0,
+                }
+            },
+        ))
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -101,7 +119,10 @@ impl StateStore for MemoryStore {
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(key.to_string(), (Instant::now() + ttl, Entry::Value(value.to_vec())));
+        m.insert(
+            key.to_string(),
+            (Instant::now() + ttl, Entry::Value(value.to_vec())),
+        );
         Ok(())
     }
 }
@@ -122,6 +143,10 @@ mod tests {
         s.set("v", b"1", ttl).unwrap();
         assert_eq!(s.get("v").unwrap().as_deref(), Some(&b"1"[..]));
         assert_eq!(s.incr("z", 5, Duration::ZERO).unwrap(), 5);
-        assert_eq!(s.incr("z", 5, Duration::ZERO).unwrap(), 5, "expired window restarts");
+        assert_eq!(
+            s.incr("z", 5, Duration::ZERO).unwrap(),
+            5,
+            "expired window restarts"
+        );
     }
 }
