@@ -144,9 +144,17 @@ impl Runtime {
                     None => {
                         let opts = seclang::LoadOptions {
                             remove_ids: waf.exclude_rule_ids.clone(),
-                            extra: Some(preamble),
+                            extra: None,
                         };
-                        let rs = seclang::RuleSet::load(bundle, &rule_files, &opts)
+                        // The policy's WAF settings load first, as a file of
+                        // their own, so CRS initialisation sees them.
+                        let src = Preamble {
+                            base: bundle,
+                            text: preamble,
+                        };
+                        let mut entries = vec![PREAMBLE.to_string()];
+                        entries.extend(rule_files.iter().cloned());
+                        let rs = seclang::RuleSet::load(&src, &entries, &opts)
                             .map_err(|source| RuntimeError::Rules {
                                 route: r.name.clone(),
                                 source,
@@ -202,6 +210,29 @@ impl Runtime {
         })
     }
 
+    /// Send every route to `target` instead (benchmarks, `palisade test`, the demo).
+    pub fn with_upstream(mut self, target: &str) -> Self {
+        let routes: Vec<RouteRt> = self
+            .routes
+            .iter()
+            .map(|r| RouteRt {
+                name: r.name.clone(),
+                host: r.host.clone(),
+                path_prefix: r.path_prefix.clone(),
+                upstream: Arc::new(UpstreamRt {
+                    name: r.upstream.name.clone(),
+                    targets: vec![target.to_string()],
+                    next: AtomicUsize::new(0),
+                    response_timeout: r.upstream.response_timeout,
+                }),
+                mode: r.mode,
+                stage_modes: r.stage_modes.clone(),
+            })
+            .collect();
+        self.routes = routes.into();
+        self
+    }
+
     pub fn route(&self, name: &str) -> Option<&RouteRt> {
         self.routes.iter().find(|r| r.name == name)
     }
@@ -213,6 +244,26 @@ impl Runtime {
             Some(r) => r.stage_modes.get(stage).copied().unwrap_or(r.mode),
             None => Mode::Enforce,
         }
+    }
+}
+
+const PREAMBLE: &str = "palisade-policy-settings.conf";
+
+/// The bundle's files plus the generated settings file.
+struct Preamble<'a> {
+    base: &'a dyn seclang::FileSource,
+    text: String,
+}
+
+impl seclang::FileSource for Preamble<'_> {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        if path == PREAMBLE {
+            return Ok(self.text.as_bytes().to_vec());
+        }
+        self.base.read(path)
+    }
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        self.base.glob(pattern)
     }
 }
 
