@@ -43,6 +43,7 @@ pub enum HeadError {
     HeadTooLarge,
     #[error("request target too long")]
     UriTooLong,
+    /// HTTP/0.9, `1.1`, `HTTP/2.0` in an HTTP/1 request line: 400 as Apache answers.
     #[error("unsupported HTTP version")]
     Version,
     #[error("unsupported transfer coding")]
@@ -54,7 +55,6 @@ impl HeadError {
         match self {
             HeadError::TooManyHeaders | HeadError::HeadTooLarge => 431,
             HeadError::UriTooLong => 414,
-            HeadError::Version => 505,
             HeadError::TransferCoding => 501,
             _ => 400,
         }
