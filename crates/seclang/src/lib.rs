@@ -7,9 +7,34 @@
 //! This file is the contract the data plane builds against. The engine
 //! internals live in the modules below.
 
+mod actions;
+mod body;
+mod bodyproc;
+mod collections;
+mod compile;
+mod engine;
+mod fs;
+mod macros;
+mod ops;
+pub mod parser;
+mod prefilter;
+mod request;
+mod rules;
+mod state;
+mod tcache;
+mod variables;
+
 use std::sync::Arc;
 
+pub use engine::Stats;
+pub use fs::DirSource;
 pub use pipeline::RequestHead;
+
+/// The settings of ModSecurity's `modsecurity.conf-recommended` that CRS
+/// expects (engine, body access and limits, and the JSON/XML body-processor
+/// rules 200000/200001, plus the body-error rules 200002-200004), for
+/// callers that load CRS without a ModSecurity base configuration.
+pub const RECOMMENDED_CONF: &str = include_str!("recommended.conf");
 
 /// Where rule files and data files (`@pmFromFile`) come from: the disk when
 /// a policy is built, the bundle's file table when it is served.
@@ -52,33 +77,57 @@ pub struct LoadOptions {
 /// A compiled, immutable rule set: rules in phase order, compiled regexes,
 /// prefilters and loaded data files. Cheap to share across threads.
 pub struct RuleSet {
-    // Filled in by the engine.
-    _private: (),
+    phases: [Vec<rules::Entry>; 5],
+    cfg: rules::Config,
+    files_read: Vec<String>,
+    rule_count: usize,
 }
 
 impl RuleSet {
     /// Parse and compile `entries` (paths readable from `src`) in order.
+    /// An entry with glob characters (`rules/*.conf`) is expanded, sorted.
     pub fn load(
-        _src: &dyn FileSource,
-        _entries: &[String],
-        _opts: &LoadOptions,
+        src: &dyn FileSource,
+        entries: &[String],
+        opts: &LoadOptions,
     ) -> Result<RuleSet, LoadError> {
-        Ok(RuleSet { _private: () })
+        let l = compile::load(src, entries, opts)?;
+        Ok(RuleSet {
+            phases: l.phases,
+            cfg: l.cfg,
+            files_read: l.files_read,
+            rule_count: l.rule_count,
+        })
     }
 
     /// Every file the load read (rule files, includes, data files), for bundling.
     pub fn files_read(&self) -> Vec<String> {
-        Vec::new()
+        self.files_read.clone()
     }
 
     /// Number of top-level rules (chains count once).
     pub fn rule_count(&self) -> usize {
-        0
+        self.rule_count
     }
 
     /// `SecRuleEngine` as configured.
     pub fn engine_mode(&self) -> EngineMode {
-        EngineMode::On
+        self.cfg.engine
+    }
+
+    /// Ids of the rules in `phase` (1-5), in evaluation order.
+    pub fn phase_rule_ids(&self, phase: u8) -> Vec<u64> {
+        self.phases
+            .get(usize::from(phase.saturating_sub(1)))
+            .map(|p| {
+                p.iter()
+                    .filter_map(|e| match e {
+                        rules::Entry::Rule(r) => Some(r.meta.id),
+                        rules::Entry::Marker(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -133,19 +182,48 @@ impl MatchedRule {
 }
 
 /// One request/response evaluated against a [`RuleSet`].
+///
+/// Collections: TX is per transaction; IP, GLOBAL, SESSION, USER and
+/// RESOURCE are also kept per transaction only (`initcol` starts them
+/// empty), which is all CRS v4 needs.
 pub struct Transaction {
     rules: Arc<RuleSet>,
     unique_id: String,
     matched: Vec<MatchedRule>,
+    st: state::TxState,
+    rt: engine::Runtime,
+    cache: tcache::TCache,
+    stats: engine::Stats,
+    /// Phases already run (index 1-5).
+    done: [bool; 6],
 }
 
 impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: &RequestHead, unique_id: String) -> Self {
-        let _ = req;
+        let cfg = &rules.cfg;
+        let rt = engine::Runtime {
+            mode: cfg.engine,
+            removed: Vec::new(),
+            removed_targets: Vec::new(),
+            req_body_access: cfg.req_body_access,
+            resp_body_access: cfg.resp_body_access,
+            force_body_var: false,
+            req_body_limit: cfg.req_body_limit,
+            resp_body_limit: cfg.resp_body_limit,
+            allow: None,
+            intervention: None,
+            phase: 0,
+        };
+        let st = request::initial_state(req, &unique_id, cfg.arg_separator);
         Transaction {
             rules,
             unique_id,
             matched: Vec::new(),
+            st,
+            rt,
+            cache: tcache::TCache::default(),
+            stats: engine::Stats::default(),
+            done: [false; 6],
         }
     }
 
@@ -155,59 +233,162 @@ impl Transaction {
 
     /// Engine mode in force for this transaction (after `ctl:ruleEngine`).
     pub fn engine_mode(&self) -> EngineMode {
-        self.rules.engine_mode()
+        self.rt.mode
     }
 
-    /// Phase 1.
+    fn run(&mut self, phase: u8) -> Option<Intervention> {
+        if self.done.get(usize::from(phase)).copied().unwrap_or(true) {
+            return None;
+        }
+        if let Some(d) = self.done.get_mut(usize::from(phase)) {
+            *d = true;
+        }
+        let mut e = engine::Engine {
+            rs: &self.rules,
+            st: &mut self.st,
+            rt: &mut self.rt,
+            cache: &mut self.cache,
+            matched: &mut self.matched,
+            stats: &mut self.stats,
+        };
+        e.run_phase(phase)
+    }
+
+    /// Phase 1. When the request body will not be inspected
+    /// (`SecRequestBodyAccess Off`), phase 2 runs here too.
     pub fn process_request_headers(&mut self) -> Option<Intervention> {
+        if let Some(iv) = self.run(1) {
+            return Some(iv);
+        }
+        if !self.rt.req_body_access {
+            self.st.request_body_length = 0;
+            return self.run(2);
+        }
         None
     }
 
-    /// Whether phase 2 wants the body (`SecRequestBodyAccess On`).
+    /// Whether phase 2 wants the body (`SecRequestBodyAccess On`, and no intervention yet).
     pub fn wants_request_body(&self) -> bool {
-        false
+        self.rt.req_body_access && self.rt.intervention.is_none() && !self.done[2]
     }
 
     /// `SecRequestBodyLimit` in bytes.
     pub fn request_body_limit(&self) -> usize {
-        13_107_200
+        self.rt.req_body_limit
     }
 
     /// Phase 2. `truncated` is true when the body was longer than the limit.
-    pub fn process_request_body(&mut self, _body: &[u8], _truncated: bool) -> Option<Intervention> {
-        None
+    pub fn process_request_body(&mut self, body: &[u8], truncated: bool) -> Option<Intervention> {
+        if self.done[2] {
+            return self.rt.intervention.clone();
+        }
+        if let Some(iv) =
+            body::process(&mut self.st, &mut self.rt, &self.rules.cfg, body, truncated)
+        {
+            self.done[2] = true;
+            return Some(iv);
+        }
+        self.run(2)
     }
 
-    /// Phase 3.
+    /// Phase 3. When the response body will not be inspected, phase 4 runs here too.
     pub fn process_response_headers(
         &mut self,
-        _status: u16,
-        _protocol: &str,
-        _headers: &[(String, Vec<u8>)],
+        status: u16,
+        protocol: &str,
+        headers: &[(String, Vec<u8>)],
     ) -> Option<Intervention> {
+        body::response_headers(&mut self.st, status, protocol, headers);
+        if let Some(iv) = self.run(3) {
+            return Some(iv);
+        }
+        if !self.wants_response_body() {
+            return self.run(4);
+        }
         None
     }
 
     /// Whether phase 4 wants the body (`SecResponseBodyAccess On` and a MIME type in `SecResponseBodyMimeType`).
     pub fn wants_response_body(&self) -> bool {
-        false
+        if !self.rt.resp_body_access || self.rt.intervention.is_some() || self.done[4] {
+            return false;
+        }
+        let ct = String::from_utf8_lossy(&self.st.resp_content_type).to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        let mime = if mime.is_empty() { "null" } else { mime };
+        self.rules.cfg.resp_mime.iter().any(|m| m == mime)
     }
 
     /// `SecResponseBodyLimit` in bytes.
     pub fn response_body_limit(&self) -> usize {
-        524_288
+        self.rt.resp_body_limit
     }
 
     /// Phase 4.
-    pub fn process_response_body(&mut self, _body: &[u8], _truncated: bool) -> Option<Intervention> {
-        None
+    pub fn process_response_body(&mut self, body: &[u8], truncated: bool) -> Option<Intervention> {
+        if self.done[4] {
+            return self.rt.intervention.clone();
+        }
+        let limit = self.rt.resp_body_limit;
+        if body.len() > limit || truncated {
+            if self.rules.cfg.resp_body_limit_action == rules::LimitAction::Reject
+                && self.rt.mode == EngineMode::On
+            {
+                self.done[4] = true;
+                let iv = Intervention {
+                    status: 500,
+                    rule_id: 0,
+                    redirect: None,
+                    drop: false,
+                    msg: "Response body too large".into(),
+                };
+                self.rt.intervention = Some(iv.clone());
+                return Some(iv);
+            }
+            self.st.outbound_data_error = true;
+        }
+        self.st.resp_body = Some(body.get(..limit.min(body.len())).unwrap_or(body).to_vec());
+        self.run(4)
     }
 
     /// Phase 5.
-    pub fn process_logging(&mut self) {}
+    pub fn process_logging(&mut self) {
+        let _ = self.run(5);
+    }
 
     /// Rules that matched so far, in order.
     pub fn matched(&self) -> &[MatchedRule] {
         &self.matched
+    }
+
+    /// A TX variable as text (`anomaly_score`, `blocking_inbound_anomaly_score` ...).
+    pub fn tx_var(&self, name: &str) -> Option<String> {
+        self.st
+            .tx
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// CRS inbound anomaly score (`tx.blocking_inbound_anomaly_score`), 0 when unset.
+    pub fn inbound_anomaly_score(&self) -> i64 {
+        self.st
+            .tx
+            .get("blocking_inbound_anomaly_score")
+            .map(actions::setvar::atoi)
+            .unwrap_or(0)
+    }
+
+    /// CRS outbound anomaly score (`tx.blocking_outbound_anomaly_score`), 0 when unset.
+    pub fn outbound_anomaly_score(&self) -> i64 {
+        self.st
+            .tx
+            .get("blocking_outbound_anomaly_score")
+            .map(actions::setvar::atoi)
+            .unwrap_or(0)
+    }
+
+    /// Engine counters (rules evaluated, operator calls, prefilter skips).
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 }

@@ -1,0 +1,263 @@
+//! Request-body processing (URLENCODED, MULTIPART, JSON, XML) into the
+//! variables v2 exposes, body limits, and response-header state.
+
+use crate::engine::Runtime;
+use crate::rules::{Config, LimitAction};
+use crate::state::{Arg, Pairs, TxState};
+use crate::{EngineMode, Intervention};
+
+fn hexval(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// v2 `urldecode_nonstrict`: `+` is a space, `%XX` decodes, anything
+/// invalid stays as it is. Returns whether an invalid encoding was seen.
+pub fn url_decode(v: &[u8]) -> (Vec<u8>, bool) {
+    let mut o = Vec::with_capacity(v.len());
+    let mut bad = false;
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'+' => o.push(b' '),
+            b'%' => match (
+                v.get(i + 1).and_then(|&c| hexval(c)),
+                v.get(i + 2).and_then(|&c| hexval(c)),
+            ) {
+                (Some(a), Some(b)) => {
+                    o.push(a * 16 + b);
+                    i += 2;
+                }
+                _ => {
+                    bad = true;
+                    o.push(b'%');
+                }
+            },
+            c => o.push(c),
+        }
+        i += 1;
+    }
+    (o, bad)
+}
+
+/// v2 `parse_arguments`: split on the separator, name and value decoded,
+/// a pair without `=` has an empty value, empty pairs are skipped.
+pub fn urlencoded(s: &[u8], sep: u8) -> (Pairs, bool) {
+    let mut out = Vec::new();
+    let mut bad = false;
+    for part in s.split(|&b| b == sep) {
+        if part.is_empty() {
+            continue;
+        }
+        let (n, v) = match part.iter().position(|&b| b == b'=') {
+            Some(i) => (&part[..i], &part[i + 1..]),
+            None => (part, &[][..]),
+        };
+        let (n, b1) = url_decode(n);
+        let (v, b2) = url_decode(v);
+        bad |= b1 || b2;
+        out.push((n, v));
+    }
+    (out, bad)
+}
+
+/// v2 version-0 cookie parsing: `;` separated `name=value`, names
+/// trimmed of leading whitespace, values kept raw (quotes included).
+pub fn cookies(h: &[u8]) -> Pairs {
+    let mut out = Vec::new();
+    for part in h.split(|&b| b == b';') {
+        let part = part.trim_ascii_start();
+        if part.is_empty() {
+            continue;
+        }
+        let (n, v) = match part.iter().position(|&b| b == b'=') {
+            Some(i) => (&part[..i], &part[i + 1..]),
+            None => (part, &[][..]),
+        };
+        let n = n.trim_ascii_end();
+        if n.is_empty() {
+            continue;
+        }
+        out.push((n.to_vec(), v.to_vec()));
+    }
+    out
+}
+
+fn error(st: &mut TxState, msg: String) {
+    st.reqbody_error = true;
+    st.reqbody_processor_error = true;
+    st.reqbody_error_msg = msg.clone().into_bytes();
+    st.reqbody_processor_error_msg = msg.into_bytes();
+}
+
+/// Phase-2 body handling; an intervention when the body breaks a limit
+/// and `SecRequestBodyLimitAction Reject` applies.
+pub fn process(
+    st: &mut TxState,
+    rt: &mut Runtime,
+    cfg: &Config,
+    body: &[u8],
+    truncated: bool,
+) -> Option<Intervention> {
+    let reject = |rt: &mut Runtime, msg: &str| {
+        let iv = Intervention {
+            status: 413,
+            rule_id: 0,
+            redirect: None,
+            drop: false,
+            msg: msg.into(),
+        };
+        rt.intervention = Some(iv.clone());
+        Some(iv)
+    };
+    let mut body = body;
+    if truncated || body.len() > rt.req_body_limit {
+        if cfg.req_body_limit_action == LimitAction::Reject && rt.mode == EngineMode::On {
+            return reject(rt, "Request body is larger than the configured limit");
+        }
+        st.inbound_data_error = true;
+        body = body
+            .get(..rt.req_body_limit.min(body.len()))
+            .unwrap_or(body);
+    }
+    let proc_name = st.reqbody_processor.clone();
+    let is_multipart = proc_name.as_deref() == Some("MULTIPART");
+    if !is_multipart && body.len() > cfg.req_body_nofiles_limit {
+        if cfg.req_body_limit_action == LimitAction::Reject && rt.mode == EngineMode::On {
+            return reject(
+                rt,
+                "Request body no files data length is larger than the configured limit",
+            );
+        }
+        st.inbound_data_error = true;
+        body = body.get(..cfg.req_body_nofiles_limit).unwrap_or(body);
+    }
+    st.request_body_length = body.len();
+    match proc_name.as_deref() {
+        Some("URLENCODED") => {
+            let (args, bad) = urlencoded(body, cfg.arg_separator);
+            st.urlencoded_error |= bad;
+            st.args.extend(args.into_iter().map(|(name, value)| Arg {
+                name,
+                value,
+                post: true,
+            }));
+            st.request_body = Some(body.to_vec());
+        }
+        Some("MULTIPART") => multipart(st, body),
+        Some("JSON") => {
+            if !body.is_empty() {
+                json(st, body)
+            }
+        }
+        Some("XML") => xml(st, body),
+        _ => {
+            if rt.force_body_var {
+                st.request_body = Some(body.to_vec());
+            }
+        }
+    }
+    None
+}
+
+fn multipart(st: &mut TxState, body: &[u8]) {
+    st.multipart_seen = true;
+    let ct = st.req_header("content-type").unwrap_or(&[]).to_vec();
+    match crate::bodyproc::multipart(&ct, body) {
+        Ok(m) => {
+            st.multipart = m.flags;
+            st.args.extend(m.args.into_iter().map(|(name, value)| Arg {
+                name,
+                value,
+                post: true,
+            }));
+            st.files_combined_size = m.files.iter().map(|f| f.size).sum();
+            st.files = m.files;
+            st.part_headers = m.part_headers;
+            st.multipart_filename = m.last_filename;
+            st.multipart_name = m.last_name;
+        }
+        Err(msg) => error(st, format!("Multipart parsing error: {msg}")),
+    }
+}
+
+fn json(st: &mut TxState, body: &[u8]) {
+    match crate::bodyproc::json(body) {
+        Ok(args) => st.args.extend(args.into_iter().map(|(name, value)| Arg {
+            name,
+            value,
+            post: true,
+        })),
+        Err(msg) => error(st, format!("JSON parsing error: {msg}")),
+    }
+}
+
+fn xml(st: &mut TxState, body: &[u8]) {
+    match crate::bodyproc::xml(body) {
+        Ok((text, attrs)) => {
+            st.xml_text = Some(text);
+            st.xml_attrs = attrs;
+        }
+        Err(msg) => error(st, format!("XML parsing error: {msg}")),
+    }
+}
+
+/// Phase-3 state from the response head.
+pub fn response_headers(
+    st: &mut TxState,
+    status: u16,
+    protocol: &str,
+    headers: &[(String, Vec<u8>)],
+) {
+    st.status = Some(status);
+    st.resp_protocol = protocol.as_bytes().to_vec();
+    st.status_line = format!("{protocol} {status}").into_bytes();
+    st.resp_headers = headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
+        .collect();
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    st.resp_content_type = get("content-type").unwrap_or_default();
+    st.resp_content_length = get("content-length").unwrap_or_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencoded_like_v2() {
+        let (a, bad) = urlencoded(b"a=1&b=%27x%27&&c&d=%zz+y&=e", b'&');
+        let a: Vec<(String, String)> = a
+            .into_iter()
+            .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
+            .collect();
+        let want = [
+            ("a", "1"),
+            ("b", "'x'"),
+            ("c", ""),
+            ("d", "%zz y"),
+            ("", "e"),
+        ];
+        assert_eq!(a.len(), want.len());
+        for (g, w) in a.iter().zip(want) {
+            assert_eq!((g.0.as_str(), g.1.as_str()), w);
+        }
+        assert!(bad);
+        let (a, _) = urlencoded(b"x=1;y=2", b';');
+        assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn cookie_parsing() {
+        let c = cookies(b"a=1; b=\"q\";c; =x;  d = 4 ");
+        let names: Vec<&[u8]> = c.iter().map(|(n, _)| n.as_slice()).collect();
+        assert_eq!(names, [&b"a"[..], b"b", b"c", b"d"]);
+        assert_eq!(c[1].1, b"\"q\"");
+        assert_eq!(c[3].1, b" 4 ");
+    }
+}

@@ -1,0 +1,79 @@
+//! Named collections (TX, IP, GLOBAL, SESSION, USER, RESOURCE, ENV): ordered
+//! maps with case-insensitive keys. Persistent collections are kept per
+//! transaction only (`initcol` starts them empty): Palisade has no shared
+//! collection store, which CRS v4 does not need.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Default, Clone)]
+pub struct Collection {
+    /// Insertion-ordered `(key as set, value)`.
+    items: Vec<(String, Vec<u8>)>,
+    /// Lower-cased key -> index in `items`.
+    index: HashMap<String, usize>,
+}
+
+impl Collection {
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        if let Some(&i) = self.index.get(key) {
+            return self.items.get(i).map(|(_, v)| v.as_slice());
+        }
+        let lk = key.to_ascii_lowercase();
+        self.index
+            .get(&lk)
+            .and_then(|&i| self.items.get(i))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn set(&mut self, key: &str, value: Vec<u8>) {
+        let lk = key.to_ascii_lowercase();
+        match self.index.get(&lk) {
+            Some(&i) => {
+                if let Some(slot) = self.items.get_mut(i) {
+                    slot.1 = value;
+                }
+            }
+            None => {
+                self.index.insert(lk.clone(), self.items.len());
+                self.items.push((lk, value));
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        let lk = key.to_ascii_lowercase();
+        if let Some(i) = self.index.remove(&lk) {
+            self.items.remove(i);
+            for v in self.index.values_mut() {
+                if *v > i {
+                    *v -= 1;
+                }
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Vec<u8>)> {
+        self.items.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_ordered() {
+        let mut c = Collection::default();
+        c.set("Foo", b"1".to_vec());
+        c.set("bar", b"2".to_vec());
+        c.set("FOO", b"3".to_vec());
+        assert_eq!(c.get("foo"), Some(&b"3"[..]));
+        assert_eq!(c.iter().count(), 2);
+        c.remove("foo");
+        assert_eq!(c.get("bar"), Some(&b"2"[..]));
+        assert!(c.get("foo").is_none());
+        c.set("baz", b"4".to_vec());
+        let keys: Vec<&str> = c.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["bar", "baz"]);
+    }
+}

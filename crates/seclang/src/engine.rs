@@ -1,0 +1,458 @@
+//! Rule execution as ModSecurity v2 does it (`re.c`): per phase, rules in
+//! order; skip/skipAfter/markers; chains (a link runs only when the previous
+//! one matched, only the last link triggers the starter's disruptive action
+//! and log line); non-disruptive actions run once per matched target;
+//! `ctl` changes the rest of the transaction.
+
+use crate::actions::{AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, SetVarOp, TargetName};
+use crate::ops::Expander;
+use crate::rules::{Entry, Op, Rule};
+use crate::state::TxState;
+use crate::tcache::TCache;
+use crate::variables::{self, Item};
+use crate::{EngineMode, Intervention, MatchedRule, RuleSet};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// A rule selector of a runtime target exclusion.
+#[derive(Debug, Clone)]
+pub(crate) enum RuleSel {
+    Ids(Vec<IdRange>),
+    Tag(regex::Regex),
+    Msg(regex::Regex),
+}
+
+impl RuleSel {
+    fn hits(&self, r: &Rule) -> bool {
+        match self {
+            RuleSel::Ids(ids) => ids.iter().any(|x| x.contains(r.meta.id)),
+            RuleSel::Tag(re) => r.tag_text.iter().any(|t| re.is_match(t)),
+            RuleSel::Msg(re) => !r.msg_text.is_empty() && re.is_match(&r.msg_text),
+        }
+    }
+}
+
+/// Mutable per-transaction engine settings (`ctl` and phase bookkeeping).
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    pub mode: EngineMode,
+    pub removed: Vec<RuleSel>,
+    pub removed_targets: Vec<(RuleSel, Vec<TargetName>)>,
+    pub req_body_access: bool,
+    pub resp_body_access: bool,
+    pub force_body_var: bool,
+    pub req_body_limit: usize,
+    pub resp_body_limit: usize,
+    pub allow: Option<AllowScope>,
+    pub intervention: Option<Intervention>,
+    pub phase: u8,
+}
+
+/// One matched target, recorded while the state is borrowed.
+struct Hit {
+    name: String,
+    value: Vec<u8>,
+    caps: Vec<Vec<u8>>,
+}
+
+enum Outcome {
+    NoMatch,
+    Match,
+    /// Processing of the phase stops (intervention or allow).
+    Stop,
+}
+
+pub(crate) struct Engine<'t> {
+    pub rs: &'t Arc<RuleSet>,
+    pub st: &'t mut TxState,
+    pub rt: &'t mut Runtime,
+    pub cache: &'t mut TCache,
+    pub matched: &'t mut Vec<MatchedRule>,
+    pub stats: &'t mut Stats,
+}
+
+/// Counters for the benchmark and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub rules_evaluated: u64,
+    pub operator_calls: u64,
+    pub prefilter_skips: u64,
+    /// Rules none of whose targets passed the prefilter.
+    pub rules_prefiltered: u64,
+}
+
+impl Engine<'_> {
+    /// Run every rule of `phase`. Returns an intervention when one was decided.
+    pub fn run_phase(&mut self, phase: u8) -> Option<Intervention> {
+        self.rt.phase = phase;
+        if self.rt.intervention.is_some() {
+            return self.rt.intervention.clone();
+        }
+        match (self.rt.allow, phase) {
+            (Some(AllowScope::All), 2..=4) | (Some(AllowScope::Request), 2) => return None,
+            _ => {}
+        }
+        if self.rt.mode == EngineMode::Off {
+            return None;
+        }
+        if matches!(self.rt.allow, Some(AllowScope::Phase)) {
+            self.rt.allow = None;
+        }
+        self.cache.clear();
+        self.st.matched_vars.clear();
+        let rs = self.rs.clone();
+        let entries = rs.phases.get(usize::from(phase.saturating_sub(1)))?;
+        let mut skip: u32 = 0;
+        let mut skip_after: Option<&str> = None;
+        for e in entries {
+            let rule = match e {
+                Entry::Marker(m) => {
+                    if skip_after.is_some_and(|t| t == m) {
+                        skip_after = None;
+                        self.st.matched_vars.clear();
+                    }
+                    continue;
+                }
+                Entry::Rule(r) => r,
+            };
+            if let Some(t) = skip_after {
+                if t.parse::<u64>().ok() == Some(rule.meta.id) {
+                    skip_after = None;
+                }
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if self.rt.mode == EngineMode::Off {
+                continue;
+            }
+            if self.rt.removed.iter().any(|s| s.hits(rule)) {
+                continue;
+            }
+            match self.run_chain(rule) {
+                Outcome::NoMatch => self.st.matched_vars.clear(),
+                Outcome::Match => {
+                    self.st.matched_vars.clear();
+                    if let Some(sa) = &rule.skip_after {
+                        skip_after = Some(sa);
+                    } else if rule.skip > 0 {
+                        skip = rule.skip;
+                    }
+                }
+                Outcome::Stop => {
+                    self.st.matched_vars.clear();
+                    return self.rt.intervention.clone();
+                }
+            }
+        }
+        None
+    }
+
+    fn run_chain(&mut self, starter: &Rule) -> Outcome {
+        self.st.cur_rule = Some(starter.meta.clone());
+        let mut cur = starter;
+        let mut logged = false;
+        loop {
+            self.stats.rules_evaluated += 1;
+            let hits = self.collect_hits(cur, starter);
+            if hits.is_empty() {
+                return Outcome::NoMatch;
+            }
+            let last = cur.chain.is_none();
+            for h in hits {
+                if cur.capture && !h.caps.is_empty() {
+                    for i in 0..10 {
+                        self.st.tx.remove(&i.to_string());
+                    }
+                    for (i, c) in h.caps.into_iter().enumerate().take(10) {
+                        self.st.tx.set(&i.to_string(), c);
+                    }
+                }
+                self.st.matched_var_name = h.name.clone();
+                self.st.matched_var = h.value.clone();
+                self.st.matched_vars.push((h.name, h.value));
+                for a in &cur.nd {
+                    self.non_disruptive(a);
+                }
+                if last {
+                    if !logged {
+                        logged = true;
+                        self.log(starter);
+                    }
+                    if self.disrupt(starter) {
+                        return Outcome::Stop;
+                    }
+                }
+            }
+            match &cur.chain {
+                Some(n) => cur = n,
+                None => return Outcome::Match,
+            }
+        }
+    }
+
+    /// Evaluate one rule or link against its targets without changing state.
+    fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
+        let st: &TxState = self.st;
+        let mut hits = Vec::new();
+        let op = match &rule.op {
+            Op::Always => {
+                // v2 runs SecAction as `SecRule REQUEST_URI "@unconditionalMatch"`.
+                hits.push(Hit {
+                    name: "REQUEST_URI".into(),
+                    value: st.uri.clone(),
+                    caps: Vec::new(),
+                });
+                return hits;
+            }
+            Op::Real { op, .. } => op,
+        };
+        let mut items: Vec<Item<'_>> = Vec::new();
+        for t in &rule.targets {
+            if t.negated {
+                items.retain(|it| !(it.var == t.var && t.sel.selects(&it.key)));
+                continue;
+            }
+            if t.count {
+                let mut tmp = Vec::new();
+                let n = variables::generate(t, st, &mut tmp);
+                items.push(Item {
+                    var: t.var,
+                    key: Cow::Borrowed(&[]),
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                    stable: false,
+                });
+                continue;
+            }
+            variables::generate(t, st, &mut items);
+        }
+        // Runtime target exclusions that name this rule (v2 checks the rule itself, so chain links are not affected).
+        let excl: Vec<&TargetName> = if std::ptr::eq(rule, starter) {
+            self.rt
+                .removed_targets
+                .iter()
+                .filter(|(s, _)| s.hits(rule))
+                .flat_map(|(_, t)| t.iter())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let exp = Expander(st);
+        let mut caps: Vec<Vec<u8>> = Vec::new();
+        let mut any_passed_filter = rule.prefilter.is_none();
+        for it in &items {
+            if !excl.is_empty() {
+                let key = if it.var.is_collection() {
+                    Some(&*it.key)
+                } else {
+                    None
+                };
+                if excl.iter().any(|x| x.matches(it.var.name(), key)) {
+                    continue;
+                }
+            }
+            let mut matched_value: Option<Vec<u8>> = None;
+            if rule.multi_match && !rule.transforms.is_empty() {
+                let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
+                let mut changed = true;
+                for k in 0..=rule.transforms.len() {
+                    if changed {
+                        self.stats.operator_calls += 1;
+                        caps.clear();
+                        if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
+                            matched_value = Some(v.to_vec());
+                            break;
+                        }
+                    }
+                    let Some((t, _)) = rule.transforms.get(k) else {
+                        break;
+                    };
+                    match t.apply(&v) {
+                        Some(nv) => {
+                            v = Cow::Owned(nv);
+                            changed = true;
+                        }
+                        None => changed = false,
+                    }
+                }
+            } else {
+                let v = self.cache.transformed(it, &rule.transforms);
+                if let Some(pf) = &rule.prefilter {
+                    if !pf.may_match(&v) {
+                        self.stats.prefilter_skips += 1;
+                        continue;
+                    }
+                    any_passed_filter = true;
+                }
+                self.stats.operator_calls += 1;
+                caps.clear();
+                if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
+                    matched_value = Some(v.to_vec());
+                }
+            }
+            if let Some(value) = matched_value {
+                let name =
+                    if it.key.is_empty() && !it.var.is_collection() || is_count_item(it, rule) {
+                        it.var.name().to_string()
+                    } else {
+                        it.name()
+                    };
+                hits.push(Hit {
+                    name,
+                    value,
+                    caps: std::mem::take(&mut caps),
+                });
+            }
+        }
+        if !any_passed_filter && !items.is_empty() {
+            self.stats.rules_prefiltered += 1;
+        }
+        hits
+    }
+
+    fn log(&mut self, starter: &Rule) {
+        let st: &TxState = self.st;
+        let m = &starter.meta;
+        self.matched.push(MatchedRule {
+            id: m.id,
+            phase: self.rt.phase,
+            msg: m
+                .msg
+                .as_ref()
+                .map(|x| x.expand_string(st))
+                .unwrap_or_default(),
+            data: m
+                .logdata
+                .as_ref()
+                .map(|x| x.expand_string(st))
+                .unwrap_or_default(),
+            severity: m.severity_name(),
+            tags: m.tags.iter().map(|t| t.expand_string(st)).collect(),
+            file: m.file.to_string(),
+            line: m.line,
+            log: starter.log,
+            matched_var_name: st.matched_var_name.clone(),
+        });
+    }
+
+    /// Carry out the starter's disruptive action; true when the phase stops.
+    fn disrupt(&mut self, starter: &Rule) -> bool {
+        if self.rt.mode != EngineMode::On || self.rt.phase == 5 {
+            return false;
+        }
+        let msg = starter
+            .meta
+            .msg
+            .as_ref()
+            .map(|x| x.expand_string(self.st))
+            .unwrap_or_default();
+        let iv = |status: u16, redirect: Option<String>, drop: bool| Intervention {
+            status,
+            rule_id: starter.meta.id,
+            redirect,
+            drop,
+            msg: msg.clone(),
+        };
+        match &starter.disruptive {
+            Disruptive::Pass | Disruptive::Proxy | Disruptive::Block => false,
+            Disruptive::Deny => {
+                self.rt.intervention = Some(iv(starter.status.unwrap_or(403), None, false));
+                true
+            }
+            Disruptive::Drop => {
+                self.rt.intervention = Some(iv(starter.status.unwrap_or(403), None, true));
+                true
+            }
+            Disruptive::Redirect(url) => {
+                let url = crate::macros::MacroStr::parse(url).expand_string(self.st);
+                let status = starter
+                    .status
+                    .filter(|s| (300..400).contains(s))
+                    .unwrap_or(302);
+                self.rt.intervention = Some(iv(status, Some(url), false));
+                true
+            }
+            Disruptive::Allow(scope) => {
+                self.rt.allow = Some(*scope);
+                true
+            }
+        }
+    }
+
+    fn non_disruptive(&mut self, a: &NonDisruptive) {
+        match a {
+            NonDisruptive::SetVar(sv) => {
+                let key = sv.key.expand_string(self.st);
+                let new = match &sv.op {
+                    SetVarOp::Delete => None,
+                    SetVarOp::Set(v) => Some(v.expand(self.st).into_owned()),
+                    SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                        let rhs = crate::actions::setvar::atoi(&v.expand(self.st));
+                        let cur = variables::collection_of(self.st, sv.coll)
+                            .and_then(|c| c.get(&key))
+                            .map(crate::actions::setvar::atoi)
+                            .unwrap_or(0);
+                        let n = if matches!(sv.op, SetVarOp::Add(_)) {
+                            cur.saturating_add(rhs)
+                        } else {
+                            cur.saturating_sub(rhs)
+                        };
+                        Some(n.to_string().into_bytes())
+                    }
+                };
+                if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
+                    match new {
+                        Some(v) => c.set(&key, v),
+                        None => c.remove(&key),
+                    }
+                }
+            }
+            NonDisruptive::Ctl(c) => self.ctl(c),
+            NonDisruptive::InitCol => {}
+            NonDisruptive::SetEnv(k, v) => {
+                let k = k.expand_string(self.st);
+                let v = v.expand(self.st).into_owned();
+                self.st.env.set(&k, v);
+            }
+        }
+    }
+
+    fn ctl(&mut self, c: &Ctl) {
+        match c {
+            Ctl::RuleEngine(m) => self.rt.mode = *m,
+            Ctl::RuleRemoveById(ids) => self.rt.removed.push(RuleSel::Ids(ids.clone())),
+            Ctl::RuleRemoveByTag(re) => self.rt.removed.push(RuleSel::Tag(re.clone())),
+            Ctl::RuleRemoveByMsg(re) => self.rt.removed.push(RuleSel::Msg(re.clone())),
+            Ctl::RuleRemoveTargetById(ids, t) => self
+                .rt
+                .removed_targets
+                .push((RuleSel::Ids(ids.clone()), t.clone())),
+            Ctl::RuleRemoveTargetByTag(re, t) => self
+                .rt
+                .removed_targets
+                .push((RuleSel::Tag(re.clone()), t.clone())),
+            Ctl::RuleRemoveTargetByMsg(re, t) => self
+                .rt
+                .removed_targets
+                .push((RuleSel::Msg(re.clone()), t.clone())),
+            Ctl::RequestBodyProcessor(p) => {
+                if self.rt.phase <= 1 {
+                    self.st.reqbody_processor = Some(p.clone());
+                }
+            }
+            Ctl::RequestBodyAccess(b) => self.rt.req_body_access = *b,
+            Ctl::ResponseBodyAccess(b) => self.rt.resp_body_access = *b,
+            Ctl::ForceRequestBodyVariable(b) => self.rt.force_body_var = *b,
+            Ctl::RequestBodyLimit(n) => self.rt.req_body_limit = *n,
+            Ctl::ResponseBodyLimit(n) => self.rt.resp_body_limit = *n,
+            Ctl::Ignored => {}
+        }
+    }
+}
+
+/// Counted targets report the bare variable name (`&TX:foo` -> `TX`).
+fn is_count_item(it: &Item<'_>, rule: &Rule) -> bool {
+    it.key.is_empty() && rule.targets.iter().any(|t| t.count && t.var == it.var) && !it.stable
+}

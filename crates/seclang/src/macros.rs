@@ -1,0 +1,145 @@
+//! Macro expansion (`%{tx.foo}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`,
+//! `%{rule.id}`), parsed once at load time, expanded against the state.
+//! As in v2, an unknown or empty variable expands to nothing and a `%`
+//! that does not open a complete `%{...}` stays literal text.
+
+use crate::state::TxState;
+use crate::variables::{self, Selector, Target, Var};
+use std::borrow::Cow;
+
+#[derive(Debug, Clone)]
+enum Part {
+    Lit(Vec<u8>),
+    Var(Target),
+    /// A macro naming no known variable: expands to nothing.
+    Nothing,
+}
+
+/// A string with macros, compiled.
+#[derive(Debug, Clone)]
+pub struct MacroStr {
+    parts: Vec<Part>,
+    pub raw: String,
+}
+
+impl MacroStr {
+    pub fn parse(s: &str) -> MacroStr {
+        let mut parts = Vec::new();
+        let b = s.as_bytes();
+        let mut lit = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && b.get(i + 1) == Some(&b'{') && i + 2 < b.len() {
+                if let Some(end) = b[i + 2..].iter().position(|&c| c == b'}') {
+                    let name = &s[i + 2..i + 2 + end];
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(resolve(name));
+                    i += end + 3;
+                    continue;
+                }
+            }
+            lit.push(b[i]);
+            i += 1;
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        MacroStr {
+            parts,
+            raw: s.to_string(),
+        }
+    }
+
+    pub fn expand<'s>(&'s self, st: &TxState) -> Cow<'s, [u8]> {
+        if let [Part::Lit(l)] = self.parts.as_slice() {
+            return Cow::Borrowed(l);
+        }
+        if self.parts.is_empty() {
+            return Cow::Borrowed(&[]);
+        }
+        let mut out = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => out.extend_from_slice(l),
+                Part::Var(t) => {
+                    let mut items = Vec::new();
+                    variables::generate(t, st, &mut items);
+                    if let Some(it) = items.first() {
+                        out.extend_from_slice(&it.value);
+                    }
+                }
+                Part::Nothing => {}
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    pub fn expand_string(&self, st: &TxState) -> String {
+        match self.expand(st) {
+            Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+            Cow::Owned(v) => String::from_utf8(v)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
+}
+
+fn resolve(name: &str) -> Part {
+    let (var, key) = match name.split_once('.') {
+        Some((v, k)) => (v, Some(k)),
+        None => (name, None),
+    };
+    let Some(var) = Var::from_name(var.trim()) else {
+        return Part::Nothing;
+    };
+    let sel = match key {
+        Some(k) if !k.is_empty() => Selector::Key(k.to_string()),
+        _ => Selector::All,
+    };
+    Part::Var(Target {
+        var,
+        sel,
+        negated: false,
+        count: false,
+    })
+}
+
+/// Expand macros in ad-hoc text (operator arguments evaluated by seclang-ops).
+pub fn expand_text<'a>(text: &'a str, st: &TxState) -> Cow<'a, str> {
+    if !text.contains("%{") {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(MacroStr::parse(text).expand_string(st))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion() {
+        let mut st = TxState::default();
+        st.tx.set("critical_anomaly_score", b"5".to_vec());
+        st.tx.set("0", b"zero".to_vec());
+        st.req_headers
+            .push((b"Host".to_vec(), b"example.com".to_vec()));
+        st.matched_var = b"mv".to_vec();
+        st.matched_var_name = "ARGS:q".into();
+        let cases = [
+            ("+%{tx.critical_anomaly_score}", "+5"),
+            ("%{TX.CRITICAL_ANOMALY_SCORE}", "5"),
+            ("x %{tx.missing} y", "x  y"),
+            ("%{request_headers.host}", "example.com"),
+            ("%{MATCHED_VAR_NAME}=%{matched_var}", "ARGS:q=mv"),
+            ("Matched %{TX.0}", "Matched zero"),
+            ("100%", "100%"),
+            ("%{unterminated", "%{unterminated"),
+            ("%{nosuchvar}!", "!"),
+            ("%%{tx.0}", "%zero"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(MacroStr::parse(src).expand_string(&st), want, "{src}");
+        }
+    }
+}

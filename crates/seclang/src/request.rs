@@ -1,0 +1,138 @@
+//! Phase-1 state from the request head: request line pieces as Apache and
+//! ModSecurity v2 derive them, headers, cookies, query arguments, and the
+//! default body processor chosen from Content-Type.
+
+use crate::state::{Arg, TxState};
+use pipeline::RequestHead;
+use std::time::{Instant, SystemTime};
+
+/// Split a request-target into (path, query) the way `apr_uri_parse` does:
+/// absolute-form loses scheme and authority, `#` ends path and query.
+pub fn split_target(t: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let mut rest = t;
+    let lower: Vec<u8> = t.iter().take(8).map(|b| b.to_ascii_lowercase()).collect();
+    if lower.starts_with(b"http://") || lower.starts_with(b"https://") {
+        let after = t
+            .iter()
+            .position(|&b| b == b':')
+            .map(|i| i + 3)
+            .unwrap_or(0);
+        let tail = t.get(after..).unwrap_or(&[]);
+        rest = match tail
+            .iter()
+            .position(|&b| b == b'/' || b == b'?' || b == b'#')
+        {
+            Some(i) => &tail[i..],
+            None => &[],
+        };
+    }
+    let end = rest.iter().position(|&b| b == b'#').unwrap_or(rest.len());
+    let rest = &rest[..end];
+    match rest.iter().position(|&b| b == b'?') {
+        Some(i) => (rest[..i].to_vec(), Some(rest[i + 1..].to_vec())),
+        None => (rest.to_vec(), None),
+    }
+}
+
+/// The last path segment after `/` or `\` (v2 `file_basename`).
+pub fn basename(path: &[u8]) -> Vec<u8> {
+    let a = path
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let p = &path[a..];
+    let b = p
+        .iter()
+        .rposition(|&b| b == b'\\')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    p[b..].to_vec()
+}
+
+pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
+    let mut st = TxState {
+        started: Some(Instant::now()),
+        wall: Some(SystemTime::now()),
+        ..Default::default()
+    };
+    st.method = req.method.as_bytes().to_vec();
+    st.uri_raw = req.uri_raw.as_bytes().to_vec();
+    let (path, query) = split_target(req.uri_raw.as_bytes());
+    st.uri = path.clone();
+    if let Some(q) = &query {
+        st.uri.push(b'?');
+        st.uri.extend_from_slice(q);
+    }
+    st.basename = basename(&path);
+    st.path = path;
+    st.protocol = req.version.as_str().as_bytes().to_vec();
+    st.request_line = req.request_line().into_bytes();
+    st.req_headers = req
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
+        .collect();
+    for (n, v) in &req.headers {
+        if n.eq_ignore_ascii_case("cookie") {
+            st.cookies.extend(crate::body::cookies(v));
+        }
+    }
+    if let Some(q) = &query {
+        let (args, err) = crate::body::urlencoded(q, sep);
+        st.urlencoded_error |= err;
+        st.args.extend(args.into_iter().map(|(name, value)| Arg {
+            name,
+            value,
+            post: false,
+        }));
+    }
+    st.query = query;
+    st.remote_addr = req.client_ip.to_string().into_bytes();
+    st.remote_port = req.peer.port().to_string().into_bytes();
+    st.server_addr = req.local.ip().to_string().into_bytes();
+    st.server_port = req.local.port().to_string().into_bytes();
+    st.server_name = req.host().as_bytes().to_vec();
+    st.unique_id = unique_id.as_bytes().to_vec();
+    if let Some(a) = req.header("authorization") {
+        st.auth_type = a.split(|&b| b == b' ').next().unwrap_or(&[]).to_vec();
+    }
+    // v2 picks URLENCODED/MULTIPART from the first Content-Type before phase 1.
+    if let Some(ct) = req.header("content-type") {
+        let l: Vec<u8> = ct.iter().take(33).map(|b| b.to_ascii_lowercase()).collect();
+        if l.starts_with(b"application/x-www-form-urlencoded") {
+            st.reqbody_processor = Some("URLENCODED".into());
+        } else if l.starts_with(b"multipart/form-data") {
+            st.reqbody_processor = Some("MULTIPART".into());
+        }
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let c = |t: &str, p: &str, q: Option<&str>| {
+            let (pp, qq) = split_target(t.as_bytes());
+            assert_eq!(pp, p.as_bytes(), "{t}");
+            assert_eq!(qq.as_deref(), q.map(str::as_bytes), "{t}");
+        };
+        c("/a/b?x=1", "/a/b", Some("x=1"));
+        c("/?", "/", Some(""));
+        c("/p", "/p", None);
+        c("http://h.example:80/x?y", "/x", Some("y"));
+        c("HTTPS://h", "", None);
+        c("/a#frag?x", "/a", None);
+        c("/a%2fb?q=%27", "/a%2fb", Some("q=%27"));
+    }
+
+    #[test]
+    fn basenames() {
+        assert_eq!(basename(b"/a/b/c.php"), b"c.php");
+        assert_eq!(basename(b"/a\\b.asp"), b"b.asp");
+        assert_eq!(basename(b"/"), b"");
+    }
+}

@@ -1,0 +1,141 @@
+//! Compiled rules as the engine runs them.
+
+use crate::actions::{Disruptive, NonDisruptive, SEVERITIES};
+use crate::macros::MacroStr;
+use crate::ops::{Operator, Transform};
+use crate::prefilter::Prefilter;
+use crate::variables::Target;
+use crate::EngineMode;
+use std::sync::Arc;
+
+/// Metadata of a rule (of the chain starter for chains).
+#[derive(Debug, Default)]
+pub struct RuleMeta {
+    pub id: u64,
+    pub phase: u8,
+    pub msg: Option<MacroStr>,
+    pub logdata: Option<MacroStr>,
+    pub tags: Vec<MacroStr>,
+    pub severity: Option<u8>,
+    pub ver: Option<String>,
+    pub rev: Option<String>,
+    pub maturity: Option<String>,
+    pub accuracy: Option<String>,
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+impl RuleMeta {
+    pub fn severity_name(&self) -> String {
+        self.severity
+            .and_then(|s| SEVERITIES.get(usize::from(s)))
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The operator of a rule; `SecAction` has none and always matches.
+pub enum Op {
+    Real {
+        op: Operator,
+        name: String,
+        arg: String,
+        negated: bool,
+    },
+    Always,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Real {
+                name, arg, negated, ..
+            } => write!(f, "{}@{} {}", if *negated { "!" } else { "" }, name, arg),
+            Op::Always => write!(f, "@unconditionalMatch"),
+        }
+    }
+}
+
+/// One rule or chain link.
+#[derive(Debug)]
+pub struct Rule {
+    pub meta: Arc<RuleMeta>,
+    pub targets: Vec<Target>,
+    pub op: Op,
+    /// Transformations in order, each with the id of the chain prefix ending there
+    /// (the transformation-cache key).
+    pub transforms: Vec<(Transform, u32)>,
+    pub capture: bool,
+    pub multi_match: bool,
+    pub nd: Vec<NonDisruptive>,
+    pub chain: Option<Box<Rule>>,
+    // Effective for chain starters (after SecDefaultAction and `block`):
+    pub disruptive: Disruptive,
+    /// The rule said `block` (log text only).
+    pub status: Option<u16>,
+    pub log: bool,
+    pub skip: u32,
+    pub skip_after: Option<String>,
+    pub prefilter: Option<Prefilter>,
+    /// Tags as written (ctl:ruleRemoveByTag matches these).
+    pub tag_text: Vec<String>,
+    pub msg_text: String,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Prefilter")
+    }
+}
+
+impl std::fmt::Debug for crate::ops::Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transform")
+    }
+}
+
+#[derive(Debug)]
+pub enum Entry {
+    Rule(Box<Rule>),
+    Marker(String),
+}
+
+/// What to do when the request body is over the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAction {
+    Reject,
+    ProcessPartial,
+}
+
+/// Engine settings from the Sec* directives.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub engine: EngineMode,
+    pub req_body_access: bool,
+    pub resp_body_access: bool,
+    pub req_body_limit: usize,
+    pub req_body_nofiles_limit: usize,
+    pub req_body_limit_action: LimitAction,
+    pub resp_body_limit: usize,
+    pub resp_body_limit_action: LimitAction,
+    pub resp_mime: Vec<String>,
+    pub arg_separator: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // ModSecurity v2 defaults.
+        Config {
+            engine: EngineMode::Off,
+            req_body_access: false,
+            resp_body_access: false,
+            req_body_limit: 134_217_728,
+            req_body_nofiles_limit: 1_048_576,
+            req_body_limit_action: LimitAction::Reject,
+            resp_body_limit: 524_288,
+            resp_body_limit_action: LimitAction::Reject,
+            resp_mime: vec!["text/plain".into(), "text/html".into()],
+            arg_separator: b'&',
+        }
+    }
+}

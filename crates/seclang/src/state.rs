@@ -1,0 +1,186 @@
+//! The data one transaction's rules look at: request, body results,
+//! response, collections, and the matched-variable bookkeeping.
+
+use crate::collections::Collection;
+use crate::rules::RuleMeta;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Name/value byte pairs (headers, cookies, parsed arguments).
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One argument, from the query string (`post == false`) or the body.
+#[derive(Debug, Clone, Default)]
+pub struct Arg {
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
+    pub post: bool,
+}
+
+/// One uploaded file of a multipart body.
+#[derive(Debug, Clone, Default)]
+pub struct FileEntry {
+    /// The form field name.
+    pub field: Vec<u8>,
+    pub filename: Vec<u8>,
+    pub size: usize,
+}
+
+/// The multipart flags ModSecurity v2 exposes as MULTIPART_* variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MultipartFlags {
+    pub boundary_quoted: bool,
+    pub boundary_whitespace: bool,
+    pub data_after: bool,
+    pub data_before: bool,
+    pub header_folding: bool,
+    pub crlf_line: bool,
+    pub crlf_lf_lines: bool,
+    pub lf_line: bool,
+    pub missing_semicolon: bool,
+    pub invalid_part: bool,
+    pub invalid_quoting: bool,
+    pub invalid_header_folding: bool,
+    pub file_limit_exceeded: bool,
+    pub unmatched_boundary: bool,
+}
+
+impl MultipartFlags {
+    /// MULTIPART_STRICT_ERROR: any of the strict-validation flags.
+    pub fn strict_error(&self, reqbody_error: bool) -> bool {
+        reqbody_error
+            || self.boundary_quoted
+            || self.boundary_whitespace
+            || self.data_before
+            || self.data_after
+            || self.header_folding
+            || self.lf_line
+            || self.missing_semicolon
+            || self.invalid_quoting
+            || self.invalid_part
+            || self.invalid_header_folding
+            || self.file_limit_exceeded
+    }
+}
+
+/// Everything variables read. Filled by the engine as phases advance.
+#[derive(Debug, Default)]
+pub struct TxState {
+    // Request line and headers (phase 1).
+    pub method: Vec<u8>,
+    pub uri_raw: Vec<u8>,
+    /// `path?query` without scheme/host: REQUEST_URI.
+    pub uri: Vec<u8>,
+    pub path: Vec<u8>,
+    pub basename: Vec<u8>,
+    pub query: Option<Vec<u8>>,
+    pub protocol: Vec<u8>,
+    pub request_line: Vec<u8>,
+    pub req_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub cookies: Vec<(Vec<u8>, Vec<u8>)>,
+    pub args: Vec<Arg>,
+    pub remote_addr: Vec<u8>,
+    pub remote_port: Vec<u8>,
+    pub server_addr: Vec<u8>,
+    pub server_port: Vec<u8>,
+    pub server_name: Vec<u8>,
+    pub unique_id: Vec<u8>,
+    pub auth_type: Vec<u8>,
+    pub urlencoded_error: bool,
+
+    // Request body (phase 2).
+    pub request_body: Option<Vec<u8>>,
+    pub request_body_length: usize,
+    pub reqbody_processor: Option<String>,
+    pub reqbody_error: bool,
+    pub reqbody_error_msg: Vec<u8>,
+    pub reqbody_processor_error: bool,
+    pub reqbody_processor_error_msg: Vec<u8>,
+    pub inbound_data_error: bool,
+    pub files: Vec<FileEntry>,
+    pub files_combined_size: usize,
+    pub multipart: MultipartFlags,
+    pub multipart_seen: bool,
+    pub part_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub multipart_filename: Option<Vec<u8>>,
+    pub multipart_name: Option<Vec<u8>>,
+    /// XML:/* (all text content) and XML://@* (attribute values), when parsed.
+    pub xml_text: Option<Vec<u8>>,
+    pub xml_attrs: Vec<Vec<u8>>,
+
+    // Response (phases 3-4).
+    pub status: Option<u16>,
+    pub status_line: Vec<u8>,
+    pub resp_protocol: Vec<u8>,
+    pub resp_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub resp_body: Option<Vec<u8>>,
+    pub resp_content_type: Vec<u8>,
+    pub resp_content_length: Vec<u8>,
+    pub outbound_data_error: bool,
+
+    // Collections.
+    pub tx: Collection,
+    pub ip: Collection,
+    pub global: Collection,
+    pub session: Collection,
+    pub user: Collection,
+    pub resource: Collection,
+    pub env: Collection,
+    pub geo: Collection,
+
+    // Matched variables of the rule being run.
+    pub matched_var: Vec<u8>,
+    pub matched_var_name: String,
+    pub matched_vars: Vec<(String, Vec<u8>)>,
+    pub highest_severity: u8,
+
+    pub started: Option<Instant>,
+    pub wall: Option<SystemTime>,
+    /// The rule being evaluated (RULE variable, `%{rule.id}`).
+    pub cur_rule: Option<Arc<RuleMeta>>,
+}
+
+impl TxState {
+    /// The first request header with this name (case-insensitive).
+    pub fn req_header(&self, name: &str) -> Option<&[u8]> {
+        self.req_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+impl TxState {
+    /// RULE collection members of the current rule.
+    pub fn rule_meta(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let Some(m) = &self.cur_rule else {
+            return Vec::new();
+        };
+        let mut v = vec![
+            ("id", m.id.to_string().into_bytes()),
+            ("phase", m.phase.to_string().into_bytes()),
+        ];
+        if let Some(s) = m.severity {
+            v.push(("severity", s.to_string().into_bytes()));
+        }
+        if let Some(r) = &m.rev {
+            v.push(("rev", r.clone().into_bytes()));
+        }
+        if let Some(r) = &m.ver {
+            v.push(("ver", r.clone().into_bytes()));
+        }
+        if let Some(r) = &m.maturity {
+            v.push(("maturity", r.clone().into_bytes()));
+        }
+        if let Some(r) = &m.accuracy {
+            v.push(("accuracy", r.clone().into_bytes()));
+        }
+        if let Some(r) = &m.msg {
+            v.push(("msg", r.raw.clone().into_bytes()));
+        }
+        if let Some(r) = &m.logdata {
+            v.push(("logdata", r.raw.clone().into_bytes()));
+        }
+        v
+    }
+}

@@ -1,0 +1,65 @@
+//! TX, IP, GLOBAL, SESSION, USER, RESOURCE, ENV, GEO and RULE.
+
+use super::{Item, Target, Var};
+use crate::collections::Collection;
+use crate::state::TxState;
+use std::borrow::Cow;
+
+pub(crate) fn collection(st: &TxState, var: Var) -> Option<&Collection> {
+    Some(match var {
+        Var::Tx => &st.tx,
+        Var::Ip => &st.ip,
+        Var::Global => &st.global,
+        Var::Session => &st.session,
+        Var::User => &st.user,
+        Var::Resource => &st.resource,
+        Var::Env => &st.env,
+        Var::Geo => &st.geo,
+        _ => return None,
+    })
+}
+
+pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>) {
+    if t.var == Var::Rule {
+        for (k, v) in st.rule_meta() {
+            if t.sel.selects(k.as_bytes()) {
+                out.push(Item {
+                    var: t.var,
+                    key: Cow::Owned(k.as_bytes().to_vec()),
+                    value: Cow::Owned(v),
+                    stable: false,
+                });
+            }
+        }
+        return;
+    }
+    let Some(c) = collection(st, t.var) else {
+        return;
+    };
+    // Fast path: an exact key is a hash lookup.
+    if let super::Selector::Key(k) = &t.sel {
+        if let Some(v) = c.get(k) {
+            let key: Cow<'a, [u8]> = match c.iter().find(|(ck, _)| ck.eq_ignore_ascii_case(k)) {
+                Some((ck, _)) => Cow::Borrowed(ck.as_bytes()),
+                None => Cow::Owned(k.as_bytes().to_vec()),
+            };
+            out.push(Item {
+                var: t.var,
+                key,
+                value: Cow::Borrowed(v),
+                stable: false,
+            });
+        }
+        return;
+    }
+    for (k, v) in c.iter() {
+        if t.sel.selects(k.as_bytes()) {
+            out.push(Item {
+                var: t.var,
+                key: Cow::Borrowed(k.as_bytes()),
+                value: Cow::Borrowed(v),
+                stable: false,
+            });
+        }
+    }
+}

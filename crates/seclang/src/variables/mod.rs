@@ -1,0 +1,460 @@
+//! Rule targets: the variable table, selectors (`ARGS:foo`, `ARGS:/re/`,
+//! `XML:/xpath`), exclusions (`!`) and counts (`&`), and the generation of
+//! target items from the transaction state, one file per variable family.
+
+mod args;
+mod body;
+mod collections;
+mod headers;
+mod matched;
+mod request;
+mod response;
+mod server;
+
+use crate::state::TxState;
+use std::borrow::Cow;
+
+macro_rules! vars {
+    ($( $v:ident = $n:literal, $coll:literal; )*) => {
+        /// Every variable ModSecurity v2 knows by name (variant names mirror them, hence MatchedVar).
+        #[allow(clippy::enum_variant_names)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Var { $($v,)* }
+        impl Var {
+            pub fn name(self) -> &'static str { match self { $(Var::$v => $n,)* } }
+            /// Whether the variable is a collection addressed with `:key`.
+            pub fn is_collection(self) -> bool { match self { $(Var::$v => $coll,)* } }
+            pub fn from_name(s: &str) -> Option<Var> {
+                $( if s.eq_ignore_ascii_case($n) { return Some(Var::$v); } )*
+                None
+            }
+        }
+    };
+}
+
+vars! {
+    Args = "ARGS", true;
+    ArgsCombinedSize = "ARGS_COMBINED_SIZE", false;
+    ArgsGet = "ARGS_GET", true;
+    ArgsGetNames = "ARGS_GET_NAMES", true;
+    ArgsNames = "ARGS_NAMES", true;
+    ArgsPost = "ARGS_POST", true;
+    ArgsPostNames = "ARGS_POST_NAMES", true;
+    AuthType = "AUTH_TYPE", false;
+    Env = "ENV", true;
+    Files = "FILES", true;
+    FilesCombinedSize = "FILES_COMBINED_SIZE", false;
+    FilesNames = "FILES_NAMES", true;
+    FilesSizes = "FILES_SIZES", true;
+    FilesTmpnames = "FILES_TMPNAMES", true;
+    FilesTmpContent = "FILES_TMP_CONTENT", true;
+    Geo = "GEO", true;
+    Global = "GLOBAL", true;
+    HighestSeverity = "HIGHEST_SEVERITY", false;
+    Ip = "IP", true;
+    MatchedVar = "MATCHED_VAR", false;
+    MatchedVarName = "MATCHED_VAR_NAME", false;
+    MatchedVars = "MATCHED_VARS", true;
+    MatchedVarsNames = "MATCHED_VARS_NAMES", true;
+    ModsecBuild = "MODSEC_BUILD", false;
+    MultipartPartHeaders = "MULTIPART_PART_HEADERS", true;
+    MultipartFilename = "MULTIPART_FILENAME", false;
+    MultipartName = "MULTIPART_NAME", false;
+    MultipartBoundaryQuoted = "MULTIPART_BOUNDARY_QUOTED", false;
+    MultipartBoundaryWhitespace = "MULTIPART_BOUNDARY_WHITESPACE", false;
+    MultipartDataAfter = "MULTIPART_DATA_AFTER", false;
+    MultipartDataBefore = "MULTIPART_DATA_BEFORE", false;
+    MultipartHeaderFolding = "MULTIPART_HEADER_FOLDING", false;
+    MultipartCrlfLine = "MULTIPART_CRLF_LINE", false;
+    MultipartCrlfLfLines = "MULTIPART_CRLF_LF_LINES", false;
+    MultipartLfLine = "MULTIPART_LF_LINE", false;
+    MultipartMissingSemicolon = "MULTIPART_MISSING_SEMICOLON", false;
+    MultipartSemicolonMissing = "MULTIPART_SEMICOLON_MISSING", false;
+    MultipartInvalidPart = "MULTIPART_INVALID_PART", false;
+    MultipartInvalidQuoting = "MULTIPART_INVALID_QUOTING", false;
+    MultipartInvalidHeaderFolding = "MULTIPART_INVALID_HEADER_FOLDING", false;
+    MultipartFileLimitExceeded = "MULTIPART_FILE_LIMIT_EXCEEDED", false;
+    MultipartStrictError = "MULTIPART_STRICT_ERROR", false;
+    MultipartUnmatchedBoundary = "MULTIPART_UNMATCHED_BOUNDARY", false;
+    PathInfo = "PATH_INFO", false;
+    QueryString = "QUERY_STRING", false;
+    UseragentIp = "USERAGENT_IP", false;
+    RemoteAddr = "REMOTE_ADDR", false;
+    RemoteHost = "REMOTE_HOST", false;
+    RemotePort = "REMOTE_PORT", false;
+    RemoteUser = "REMOTE_USER", false;
+    Resource = "RESOURCE", true;
+    ReqbodyProcessor = "REQBODY_PROCESSOR", false;
+    SdbmDeleteError = "SDBM_DELETE_ERROR", false;
+    ReqbodyProcessorError = "REQBODY_PROCESSOR_ERROR", false;
+    ReqbodyProcessorErrorMsg = "REQBODY_PROCESSOR_ERROR_MSG", false;
+    ReqbodyError = "REQBODY_ERROR", false;
+    ReqbodyErrorMsg = "REQBODY_ERROR_MSG", false;
+    RequestBasename = "REQUEST_BASENAME", false;
+    FullRequest = "FULL_REQUEST", false;
+    FullRequestLength = "FULL_REQUEST_LENGTH", false;
+    RequestBody = "REQUEST_BODY", false;
+    RequestBodyLength = "REQUEST_BODY_LENGTH", false;
+    RequestCookies = "REQUEST_COOKIES", true;
+    RequestCookiesNames = "REQUEST_COOKIES_NAMES", true;
+    RequestFilename = "REQUEST_FILENAME", false;
+    RequestHeaders = "REQUEST_HEADERS", true;
+    RequestHeadersNames = "REQUEST_HEADERS_NAMES", true;
+    RequestLine = "REQUEST_LINE", false;
+    RequestMethod = "REQUEST_METHOD", false;
+    RequestProtocol = "REQUEST_PROTOCOL", false;
+    RequestUri = "REQUEST_URI", false;
+    RequestUriRaw = "REQUEST_URI_RAW", false;
+    UniqueId = "UNIQUE_ID", false;
+    StreamOutputBody = "STREAM_OUTPUT_BODY", false;
+    StreamInputBody = "STREAM_INPUT_BODY", false;
+    ResponseBody = "RESPONSE_BODY", false;
+    ResponseContentLength = "RESPONSE_CONTENT_LENGTH", false;
+    ResponseContentType = "RESPONSE_CONTENT_TYPE", false;
+    ResponseHeaders = "RESPONSE_HEADERS", true;
+    ResponseHeadersNames = "RESPONSE_HEADERS_NAMES", true;
+    ResponseProtocol = "RESPONSE_PROTOCOL", false;
+    ResponseStatus = "RESPONSE_STATUS", false;
+    Rule = "RULE", true;
+    ScriptBasename = "SCRIPT_BASENAME", false;
+    ScriptFilename = "SCRIPT_FILENAME", false;
+    ServerAddr = "SERVER_ADDR", false;
+    ServerName = "SERVER_NAME", false;
+    ServerPort = "SERVER_PORT", false;
+    Session = "SESSION", true;
+    SessionId = "SESSIONID", false;
+    StatusLine = "STATUS_LINE", false;
+    UrlencodedError = "URLENCODED_ERROR", false;
+    InboundDataError = "INBOUND_DATA_ERROR", false;
+    OutboundDataError = "OUTBOUND_DATA_ERROR", false;
+    User = "USER", true;
+    UserId = "USERID", false;
+    Duration = "DURATION", false;
+    Time = "TIME", false;
+    TimeDay = "TIME_DAY", false;
+    TimeEpoch = "TIME_EPOCH", false;
+    TimeHour = "TIME_HOUR", false;
+    TimeMin = "TIME_MIN", false;
+    TimeMon = "TIME_MON", false;
+    TimeSec = "TIME_SEC", false;
+    TimeWday = "TIME_WDAY", false;
+    TimeYear = "TIME_YEAR", false;
+    Tx = "TX", true;
+    WebAppId = "WEBAPPID", false;
+    WebserverErrorLog = "WEBSERVER_ERROR_LOG", false;
+    Xml = "XML", true;
+}
+
+/// How a target picks members of a collection.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    All,
+    /// Exact key, compared case-insensitively.
+    Key(String),
+    /// `/regex/`, matched against the key (case-insensitive, as v2 compiles it).
+    Regex(regex::bytes::Regex),
+    /// An XPath expression for `XML:`.
+    XPath(String),
+}
+
+/// One compiled rule target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub var: Var,
+    pub sel: Selector,
+    pub negated: bool,
+    pub count: bool,
+}
+
+/// Error text for a target that cannot be compiled.
+pub fn parse_target(name: &str, param: Option<&str>) -> Result<Target, String> {
+    let (negated, rest) = match name.strip_prefix('!') {
+        Some(r) => (true, r),
+        None => (false, name),
+    };
+    let (count, rest) = match rest.strip_prefix('&') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let var = Var::from_name(rest).ok_or_else(|| format!("unknown variable {rest:?}"))?;
+    let sel = match param {
+        None | Some("") => Selector::All,
+        Some(p) if var == Var::Xml => Selector::XPath(p.to_string()),
+        Some(p) if p.len() > 2 && p.starts_with('/') && p.ends_with('/') => {
+            let re = p.get(1..p.len() - 1).unwrap_or("");
+            let re = regex::bytes::RegexBuilder::new(re)
+                .case_insensitive(true)
+                .dot_matches_new_line(true)
+                .build()
+                .map_err(|e| format!("bad regex selector {p:?}: {e}"))?;
+            Selector::Regex(re)
+        }
+        Some(p) => Selector::Key(p.to_string()),
+    };
+    if negated && count {
+        return Err("a target cannot be both negated and counted".into());
+    }
+    Ok(Target {
+        var,
+        sel,
+        negated,
+        count,
+    })
+}
+
+/// One value a target produced.
+#[derive(Debug, Clone)]
+pub struct Item<'a> {
+    pub var: Var,
+    /// Member key for collections (empty for scalars).
+    pub key: Cow<'a, [u8]>,
+    pub value: Cow<'a, [u8]>,
+    /// True when `value` lives in the request data for the whole phase
+    /// (its address may key the transformation cache).
+    pub stable: bool,
+}
+
+impl Item<'_> {
+    /// The name ModSecurity reports (`ARGS:foo`, `REQUEST_URI`).
+    pub fn name(&self) -> String {
+        if self.var.is_collection() {
+            let mut s = String::with_capacity(self.var.name().len() + 1 + self.key.len());
+            s.push_str(self.var.name());
+            s.push(':');
+            escape_name(&self.key, &mut s);
+            s
+        } else {
+            self.var.name().to_string()
+        }
+    }
+}
+
+/// Printable ASCII as is, anything else as `\xHH` (v2's `log_escape_nq`).
+pub fn escape_name(b: &[u8], out: &mut String) {
+    for &c in b {
+        if (0x20..0x7f).contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+}
+
+impl Selector {
+    /// Whether a member key is selected.
+    pub fn selects(&self, key: &[u8]) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Key(k) => k.as_bytes().eq_ignore_ascii_case(key),
+            Selector::Regex(re) => re.is_match(key),
+            Selector::XPath(_) => true,
+        }
+    }
+}
+
+/// Generate the items of one (non-negated) target into `out`; returns how many.
+pub fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>) -> usize {
+    let before = out.len();
+    match t.var {
+        Var::Args
+        | Var::ArgsGet
+        | Var::ArgsPost
+        | Var::ArgsNames
+        | Var::ArgsGetNames
+        | Var::ArgsPostNames
+        | Var::ArgsCombinedSize => args::generate(t, st, out),
+        Var::RequestHeaders
+        | Var::RequestHeadersNames
+        | Var::RequestCookies
+        | Var::RequestCookiesNames => headers::generate(t, st, out),
+        Var::Tx
+        | Var::Ip
+        | Var::Global
+        | Var::Session
+        | Var::User
+        | Var::Resource
+        | Var::Env
+        | Var::Geo
+        | Var::Rule => collections::generate(t, st, out),
+        Var::MatchedVar | Var::MatchedVarName | Var::MatchedVars | Var::MatchedVarsNames => {
+            matched::generate(t, st, out)
+        }
+        Var::ResponseStatus
+        | Var::ResponseProtocol
+        | Var::ResponseHeaders
+        | Var::ResponseHeadersNames
+        | Var::ResponseBody
+        | Var::ResponseContentType
+        | Var::ResponseContentLength
+        | Var::StatusLine
+        | Var::StreamOutputBody
+        | Var::OutboundDataError => response::generate(t, st, out),
+        Var::Files
+        | Var::FilesNames
+        | Var::FilesSizes
+        | Var::FilesCombinedSize
+        | Var::FilesTmpnames
+        | Var::FilesTmpContent
+        | Var::MultipartPartHeaders
+        | Var::MultipartFilename
+        | Var::MultipartName
+        | Var::MultipartBoundaryQuoted
+        | Var::MultipartBoundaryWhitespace
+        | Var::MultipartDataAfter
+        | Var::MultipartDataBefore
+        | Var::MultipartHeaderFolding
+        | Var::MultipartCrlfLine
+        | Var::MultipartCrlfLfLines
+        | Var::MultipartLfLine
+        | Var::MultipartMissingSemicolon
+        | Var::MultipartSemicolonMissing
+        | Var::MultipartInvalidPart
+        | Var::MultipartInvalidQuoting
+        | Var::MultipartInvalidHeaderFolding
+        | Var::MultipartFileLimitExceeded
+        | Var::MultipartStrictError
+        | Var::MultipartUnmatchedBoundary
+        | Var::Xml
+        | Var::RequestBody
+        | Var::RequestBodyLength
+        | Var::ReqbodyProcessor
+        | Var::ReqbodyProcessorError
+        | Var::ReqbodyProcessorErrorMsg
+        | Var::ReqbodyError
+        | Var::ReqbodyErrorMsg
+        | Var::UrlencodedError
+        | Var::InboundDataError
+        | Var::StreamInputBody
+        | Var::FullRequest
+        | Var::FullRequestLength => body::generate(t, st, out),
+        Var::RequestBasename
+        | Var::RequestFilename
+        | Var::RequestLine
+        | Var::RequestMethod
+        | Var::RequestProtocol
+        | Var::RequestUri
+        | Var::RequestUriRaw
+        | Var::QueryString
+        | Var::PathInfo
+        | Var::AuthType
+        | Var::RemoteUser
+        | Var::ScriptBasename
+        | Var::ScriptFilename => request::generate(t, st, out),
+        _ => server::generate(t, st, out),
+    }
+    out.len() - before
+}
+
+/// The named collection (TX, IP, ...) of the state.
+pub fn collection_of(st: &TxState, var: Var) -> Option<&crate::collections::Collection> {
+    collections::collection(st, var)
+}
+
+pub fn collection_of_mut(
+    st: &mut TxState,
+    var: Var,
+) -> Option<&mut crate::collections::Collection> {
+    Some(match var {
+        Var::Tx => &mut st.tx,
+        Var::Ip => &mut st.ip,
+        Var::Global => &mut st.global,
+        Var::Session => &mut st.session,
+        Var::User => &mut st.user,
+        Var::Resource => &mut st.resource,
+        Var::Env => &mut st.env,
+        _ => return None,
+    })
+}
+
+/// A scalar item borrowed from the state.
+pub(crate) fn scalar<'a>(var: Var, value: &'a [u8], out: &mut Vec<Item<'a>>) {
+    out.push(Item {
+        var,
+        key: Cow::Borrowed(&[]),
+        value: Cow::Borrowed(value),
+        stable: true,
+    });
+}
+
+/// A scalar item computed on the fly.
+pub(crate) fn scalar_owned(var: Var, value: Vec<u8>, out: &mut Vec<Item<'_>>) {
+    out.push(Item {
+        var,
+        key: Cow::Borrowed(&[]),
+        value: Cow::Owned(value),
+        stable: false,
+    });
+}
+
+/// Members of a `(key, value)` list that the selector picks.
+pub(crate) fn pairs<'a, K: AsRef<[u8]> + 'a, V: AsRef<[u8]> + 'a>(
+    var: Var,
+    sel: &Selector,
+    list: impl IntoIterator<Item = &'a (K, V)>,
+    names: bool,
+    out: &mut Vec<Item<'a>>,
+) {
+    for (k, v) in list {
+        let k = k.as_ref();
+        if sel.selects(k) {
+            out.push(Item {
+                var,
+                key: Cow::Borrowed(k),
+                value: Cow::Borrowed(if names { k } else { v.as_ref() }),
+                stable: true,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for n in [
+            "ARGS",
+            "request_headers",
+            "MULTIPART_STRICT_ERROR",
+            "tx",
+            "XML",
+            "REQUEST_URI_RAW",
+        ] {
+            let v = Var::from_name(n).unwrap();
+            assert!(v.name().eq_ignore_ascii_case(n));
+        }
+        assert!(Var::from_name("NOPE").is_none());
+    }
+
+    #[test]
+    fn target_parsing() {
+        let t = parse_target("!REQUEST_COOKIES", Some("/__utm/")).unwrap();
+        assert!(t.negated && matches!(t.sel, Selector::Regex(_)));
+        assert!(t.sel.selects(b"x__UTMz"));
+        let t = parse_target("&TX", Some("foo")).unwrap();
+        assert!(t.count && matches!(t.sel, Selector::Key(ref k) if k == "foo"));
+        let t = parse_target("XML", Some("/*")).unwrap();
+        assert!(matches!(t.sel, Selector::XPath(_)));
+        assert!(parse_target("BOGUS", None).is_err());
+        assert!(parse_target("ARGS", Some("/(/")).is_err());
+    }
+
+    #[test]
+    fn item_names() {
+        let i = Item {
+            var: Var::Args,
+            key: Cow::Borrowed(b"a\x01\"b"),
+            value: Cow::Borrowed(b""),
+            stable: true,
+        };
+        assert_eq!(i.name(), "ARGS:a\\x01\"b");
+        let i = Item {
+            var: Var::RequestUri,
+            key: Cow::Borrowed(b""),
+            value: Cow::Borrowed(b""),
+            stable: true,
+        };
+        assert_eq!(i.name(), "REQUEST_URI");
+    }
+}
