@@ -1,0 +1,398 @@
+//! Engine semantics on small rule sets (no CRS needed).
+
+use pipeline::{HttpVersion, RequestHead};
+use seclang::{FileSource, LoadOptions, RuleSet, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+struct Mem(HashMap<String, String>);
+
+impl FileSource for Mem {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.0
+            .get(path)
+            .map(|s| s.as_bytes().to_vec())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, path.to_string()))
+    }
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        let prefix = pattern.split('*').next().unwrap_or("");
+        let suffix = pattern.rsplit('*').next().unwrap_or("");
+        let mut v: Vec<String> = self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(prefix) && k.ends_with(suffix))
+            .cloned()
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+}
+
+fn rules(files: &[(&str, &str)]) -> Result<RuleSet, seclang::LoadError> {
+    let m = Mem(files
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect());
+    RuleSet::load(&m, &[files[0].0.to_string()], &LoadOptions::default())
+}
+
+fn req(uri: &str, headers: &[(&str, &str)]) -> RequestHead {
+    let (path, query) = uri
+        .split_once('?')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap_or((uri.to_string(), String::new()));
+    RequestHead {
+        method: "GET".into(),
+        uri_raw: uri.into(),
+        path,
+        query,
+        version: HttpVersion::Http11,
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        peer: "10.0.0.1:4444".parse().unwrap(),
+        client_ip: "10.0.0.1".parse().unwrap(),
+        tls: false,
+        local: "10.0.0.2:80".parse().unwrap(),
+    }
+}
+
+/// Run all phases; returns the transaction and the first intervention.
+fn go(
+    conf: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (Transaction, Option<seclang::Intervention>) {
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let mut tx = Transaction::new(rs, &req(uri, headers), "uid-1".into());
+    let mut iv = tx.process_request_headers();
+    if iv.is_none() && tx.wants_request_body() {
+        iv = tx.process_request_body(body, false);
+    }
+    if iv.is_none() {
+        iv = tx.process_response_headers(200, "HTTP/1.1", &[]);
+    }
+    tx.process_logging();
+    (tx, iv)
+}
+
+fn ids(tx: &Transaction) -> Vec<u64> {
+    tx.matched()
+        .iter()
+        .filter(|m| m.log)
+        .map(|m| m.id)
+        .collect()
+}
+
+#[test]
+fn chain_only_last_link_triggers() {
+    let conf = r#"
+SecRule ARGS:a "@streq 1" "id:1,phase:1,deny,status:401,chain"
+    SecRule ARGS:b "@streq 2" "setvar:tx.linked=1"
+SecRule ARGS:a "@streq 1" "id:2,phase:1,pass,log,chain,setvar:tx.starter=1"
+    SecRule ARGS:b "@streq 9"
+"#;
+    let (tx, iv) = go(conf, "/?a=1&b=2", &[], b"");
+    assert_eq!(iv.unwrap().status, 401);
+    assert_eq!(ids(&tx), vec![1]);
+    assert_eq!(tx.tx_var("linked").as_deref(), Some("1"));
+    let (tx, iv) = go(conf, "/?a=1&b=3", &[], b"");
+    assert!(iv.is_none());
+    // v2 runs the starter's setvar as soon as the starter matches, even if the chain fails.
+    assert_eq!(tx.tx_var("starter").as_deref(), Some("1"));
+    assert!(ids(&tx).is_empty());
+}
+
+#[test]
+fn matched_var_within_chain_and_logdata_macros() {
+    let conf = r#"
+SecRule ARGS "@rx ^x" "id:10,phase:1,pass,log,msg:'m %{MATCHED_VAR_NAME}',logdata:'%{MATCHED_VAR}',chain"
+    SecRule MATCHED_VARS_NAMES "@rx ^ARGS:(k)" "capture,setvar:tx.cap=%{TX.1}"
+"#;
+    let (tx, _) = go(conf, "/?k=xyz", &[], b"");
+    let m = tx
+        .matched()
+        .iter()
+        .find(|m| m.id == 10)
+        .expect("10 matched");
+    assert_eq!(m.msg, "m MATCHED_VARS_NAMES:ARGS:k");
+    assert_eq!(m.data, "ARGS:k");
+    assert_eq!(tx.tx_var("cap").as_deref(), Some("k"));
+}
+
+#[test]
+fn skip_after_and_markers() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,skipAfter:END"
+SecAction "id:2,phase:1,pass,log"
+SecMarker END
+SecAction "id:3,phase:1,pass,log,skip:1"
+SecAction "id:4,phase:1,pass,log"
+SecAction "id:5,phase:1,pass,log"
+"#;
+    let (tx, _) = go(conf, "/", &[], b"");
+    assert_eq!(ids(&tx), vec![3, 5]);
+}
+
+#[test]
+fn setvar_arithmetic_and_delete() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=5,setvar:tx.a=+3,setvar:tx.b=10,setvar:tx.b=-4,setvar:tx.c=+2,setvar:tx.d=x,setvar:!tx.d,setvar:'tx.e=%{tx.a}%{tx.b}'"
+"#;
+    let (tx, _) = go(conf, "/", &[], b"");
+    assert_eq!(tx.tx_var("a").as_deref(), Some("8"));
+    assert_eq!(tx.tx_var("b").as_deref(), Some("6"));
+    assert_eq!(tx.tx_var("c").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("d"), None);
+    assert_eq!(tx.tx_var("e").as_deref(), Some("86"));
+}
+
+#[test]
+fn setvar_runs_once_per_matched_target() {
+    let conf = r#"SecRule ARGS "@rx bad" "id:1,phase:1,pass,log,setvar:tx.score=+5""#;
+    let (tx, _) = go(conf, "/?a=bad&b=bad&c=ok", &[], b"");
+    assert_eq!(tx.tx_var("score").as_deref(), Some("10"));
+    assert_eq!(ids(&tx), vec![1]);
+}
+
+#[test]
+fn ctl_rule_remove_by_id_mid_transaction() {
+    let conf = r#"
+SecRule ARGS:off "@streq 1" "id:1,phase:1,pass,nolog,ctl:ruleRemoveById=3-4"
+SecAction "id:2,phase:1,pass,log"
+SecAction "id:3,phase:1,pass,log"
+SecAction "id:4,phase:2,pass,log"
+SecAction "id:5,phase:2,pass,log"
+"#;
+    let (tx, _) = go(conf, "/?off=1", &[], b"");
+    assert_eq!(ids(&tx), vec![2, 5]);
+    let (tx, _) = go(conf, "/?off=0", &[], b"");
+    assert_eq!(ids(&tx), vec![2, 3, 4, 5]);
+}
+
+#[test]
+fn ctl_rule_remove_target_by_id() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetById=2;ARGS:safe"
+SecRule ARGS "@rx evil" "id:2,phase:1,pass,log,setvar:tx.hits=+1"
+"#;
+    let (tx, _) = go(conf, "/?safe=evil&other=evil", &[], b"");
+    assert_eq!(tx.tx_var("hits").as_deref(), Some("1"));
+    let m = tx.matched().iter().find(|m| m.id == 2).unwrap();
+    assert_eq!(m.matched_var_name, "ARGS:other");
+}
+
+#[test]
+fn target_exclusions_counts_and_selectors() {
+    let conf = r#"
+SecRule ARGS|!ARGS:skip "@rx ." "id:1,phase:1,pass,nolog,setvar:tx.n=+1"
+SecRule &ARGS "@eq 3" "id:2,phase:1,pass,nolog,setvar:tx.three=1"
+SecRule &ARGS:missing "@eq 0" "id:3,phase:1,pass,nolog,setvar:tx.missing=1"
+SecRule ARGS:/^p_/ "@rx ." "id:4,phase:1,pass,nolog,setvar:tx.p=+1"
+SecRule REQUEST_HEADERS:user-agent "@rx ^curl" "id:5,phase:1,pass,nolog,setvar:tx.ua=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_COOKIES|!REQUEST_COOKIES:/^__utm/ "@rx ." "id:6,phase:1,pass,nolog,setvar:tx.c=+1"
+SecRule REQUEST_COOKIES_NAMES "@rx ^sess" "id:7,phase:1,pass,nolog,setvar:tx.cn=%{MATCHED_VAR}"
+"#;
+    let hdrs = [
+        ("User-Agent", "curl/8"),
+        ("Cookie", "__utma=1; __utmz=2; session=3"),
+    ];
+    let (tx, _) = go(conf, "/?skip=1&p_a=1&p_b=2", &hdrs, b"");
+    assert_eq!(tx.tx_var("n").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("three").as_deref(), Some("1"));
+    assert_eq!(tx.tx_var("missing").as_deref(), Some("1"));
+    assert_eq!(tx.tx_var("p").as_deref(), Some("2"));
+    assert_eq!(
+        tx.tx_var("ua").as_deref(),
+        Some("REQUEST_HEADERS:User-Agent")
+    );
+    assert_eq!(tx.tx_var("c").as_deref(), Some("1"));
+    assert_eq!(tx.tx_var("cn").as_deref(), Some("session"));
+}
+
+#[test]
+fn request_line_variables() {
+    let conf = r#"
+SecRule REQUEST_URI "@streq /a%20b/c.php?x=%27" "id:1,phase:1,pass,nolog,setvar:tx.uri=1"
+SecRule REQUEST_FILENAME "@streq /a%20b/c.php" "id:2,phase:1,pass,nolog,setvar:tx.fn=1"
+SecRule REQUEST_BASENAME "@streq c.php" "id:3,phase:1,pass,nolog,setvar:tx.bn=1"
+SecRule QUERY_STRING "@streq x=%27" "id:4,phase:1,pass,nolog,setvar:tx.qs=1"
+SecRule ARGS_GET:x "@streq '" "id:5,phase:1,pass,nolog,setvar:tx.arg=1"
+SecRule REQUEST_LINE "@streq GET /a%20b/c.php?x=%27 HTTP/1.1" "id:6,phase:1,pass,nolog,setvar:tx.rl=1"
+SecRule REMOTE_ADDR "@streq 10.0.0.1" "id:7,phase:1,pass,nolog,setvar:tx.ra=1"
+SecRule REQUEST_PROTOCOL "@streq HTTP/1.1" "id:8,phase:1,pass,nolog,setvar:tx.proto=1"
+SecRule UNIQUE_ID "@streq uid-1" "id:9,phase:1,pass,nolog,setvar:tx.uid=1"
+"#;
+    let (tx, _) = go(conf, "/a%20b/c.php?x=%27", &[], b"");
+    for v in ["uri", "fn", "bn", "qs", "arg", "rl", "ra", "proto", "uid"] {
+        assert_eq!(tx.tx_var(v).as_deref(), Some("1"), "{v}");
+    }
+}
+
+#[test]
+fn urlencoded_body_and_request_body() {
+    let conf = r#"
+SecRule ARGS_POST:a "@streq 1 2" "id:1,phase:2,pass,nolog,setvar:tx.post=1"
+SecRule REQUEST_BODY "@streq a=1+2" "id:2,phase:2,pass,nolog,setvar:tx.body=1"
+SecRule REQBODY_PROCESSOR "@streq URLENCODED" "id:3,phase:1,pass,nolog,setvar:tx.proc=1"
+SecRule ARGS_NAMES "@streq a" "id:4,phase:2,pass,nolog,setvar:tx.names=1"
+"#;
+    let (tx, _) = go(
+        conf,
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"a=1+2",
+    );
+    for v in ["post", "body", "proc", "names"] {
+        assert_eq!(tx.tx_var(v).as_deref(), Some("1"), "{v}");
+    }
+}
+
+#[test]
+fn detection_only_logs_without_intervention() {
+    let conf = "SecRuleEngine DetectionOnly\nSecRule ARGS \"@rx x\" \"id:1,phase:1,deny,log\"\n";
+    let (tx, iv) = go(conf, "/?a=x", &[], b"");
+    assert!(iv.is_none());
+    assert_eq!(ids(&tx), vec![1]);
+}
+
+#[test]
+fn block_uses_phase_default_action() {
+    let conf = r#"
+SecDefaultAction "phase:1,log,deny,status:418"
+SecDefaultAction "phase:2,log,pass"
+SecRule ARGS "@rx x" "id:1,phase:2,block,setvar:tx.two=1"
+SecRule ARGS "@rx x" "id:2,phase:1,block"
+"#;
+    let (tx, iv) = go(conf, "/?a=x", &[], b"");
+    assert_eq!(iv.unwrap().status, 418);
+    assert_eq!(ids(&tx), vec![2]);
+}
+
+#[test]
+fn allow_skips_remaining_request_rules() {
+    let conf = r#"
+SecRule REMOTE_ADDR "@streq 10.0.0.1" "id:1,phase:1,allow,nolog"
+SecAction "id:2,phase:1,deny,log"
+SecAction "id:3,phase:2,deny,log"
+"#;
+    let (tx, iv) = go(conf, "/", &[], b"");
+    assert!(iv.is_none());
+    assert!(ids(&tx).is_empty());
+}
+
+#[test]
+fn nolog_rules_are_recorded_but_not_logged() {
+    let (tx, _) = go("SecAction \"id:7,phase:1,pass,nolog\"\n", "/", &[], b"");
+    assert_eq!(tx.matched().len(), 1);
+    assert!(!tx.matched()[0].log);
+}
+
+#[test]
+fn multimatch_checks_every_transformation_step() {
+    let conf = r#"
+SecRule ARGS "@streq a%41" "id:1,phase:1,pass,nolog,t:none,t:urlDecode,setvar:tx.plain=1"
+SecRule ARGS "@streq a%41" "id:2,phase:1,pass,nolog,multiMatch,t:none,t:urlDecode,setvar:tx.multi=1"
+"#;
+    let (tx, _) = go(conf, "/?q=a%2541", &[], b"");
+    assert_eq!(tx.tx_var("plain"), None);
+    assert_eq!(tx.tx_var("multi").as_deref(), Some("1"));
+}
+
+#[test]
+fn includes_resolve_relative_to_including_file() {
+    let rs = rules(&[
+        ("conf/main.conf", "Include rules/*.conf\n"),
+        ("conf/rules/a.conf", "SecAction \"id:1,phase:1,pass\"\n"),
+        ("conf/rules/b.conf", "SecAction \"id:2,phase:1,pass\"\n"),
+    ])
+    .unwrap();
+    assert_eq!(rs.rule_count(), 2);
+    assert_eq!(
+        rs.files_read(),
+        vec!["conf/main.conf", "conf/rules/a.conf", "conf/rules/b.conf"]
+    );
+}
+
+#[test]
+fn load_errors_carry_file_line_col() {
+    let cases: &[(&str, usize, usize, &str)] = &[
+        ("SecRuleEngine On\nSecFoo bar\n", 2, 1, "unknown directive"),
+        (
+            "SecRule ARGS \"@rx a\" \\\n  \"id:1,\\\n  phase:9\"\n",
+            3,
+            9,
+            "invalid phase",
+        ),
+        (
+            "SecRule ARGS \"@rx a\" \"id:1,msg:'oops\"\n",
+            1,
+            32,
+            "missing closing quote",
+        ),
+        (
+            "SecRule NOPE \"@rx a\" \"id:1\"\n",
+            1,
+            9,
+            "unknown variable",
+        ),
+        (
+            "SecRule ARGS \"@bogus a\" \"id:1\"\n",
+            1,
+            15,
+            "unknown operator",
+        ),
+        (
+            "SecRule ARGS \"@rx a\" \"id:1,t:nosuch\"\n",
+            1,
+            30,
+            "unknown transformation",
+        ),
+        (
+            "SecAction \"id:1\"\nSecAction \"id:1\"\n",
+            2,
+            12,
+            "duplicate rule id",
+        ),
+        ("SecAction \"phase:1,pass\"\n", 1, 12, "no id"),
+        (
+            "SecRule ARGS \"@rx a\" \"id:1,chain\"\nSecRule ARGS \"@rx b\" \"id:2\"\n",
+            2,
+            23,
+            "chained rules",
+        ),
+    ];
+    for (conf, line, col, msg) in cases {
+        let e = match rules(&[("f.conf", conf)]) {
+            Err(e) => e,
+            Ok(_) => panic!("{conf:?} loaded"),
+        };
+        assert_eq!(e.file, "f.conf");
+        assert_eq!((e.line, e.col), (*line, *col), "{conf:?}: {e}");
+        assert!(e.msg.contains(msg), "{conf:?}: {e}");
+    }
+}
+
+#[test]
+fn escaped_quotes_in_action_values() {
+    let conf = r#"SecAction "id:1,phase:1,pass,log,msg:'it\'s a \"test\"',tag:'a\\\\b'""#;
+    let (tx, _) = go(conf, "/", &[], b"");
+    assert_eq!(tx.matched()[0].msg, "it's a \"test\"");
+    assert_eq!(tx.matched()[0].tags, vec!["a\\b".to_string()]);
+}
+
+#[test]
+fn update_target_and_remove_by_id_at_load() {
+    let conf = r#"
+SecRule ARGS "@rx x" "id:1,phase:1,pass,log"
+SecRule ARGS "@rx x" "id:2,phase:1,pass,log"
+SecRuleUpdateTargetById 1 "!ARGS:ok"
+SecRuleRemoveById 2
+"#;
+    let (tx, _) = go(conf, "/?ok=x", &[], b"");
+    assert!(ids(&tx).is_empty());
+    let (tx, _) = go(conf, "/?bad=x", &[], b"");
+    assert_eq!(ids(&tx), vec![1]);
+}
