@@ -100,6 +100,32 @@ impl RuleSet {
         })
     }
 
+    /// Parse and compile SecLang text held in memory (tests, fuzzing, inline
+    /// policy snippets). `Include` and data files are not available.
+    pub fn from_text(name: &str, text: &str) -> Result<RuleSet, LoadError> {
+        struct One<'a>(&'a str, &'a str);
+        impl FileSource for One<'_> {
+            fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+                if path == self.0 {
+                    Ok(self.1.as_bytes().to_vec())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        path.to_string(),
+                    ))
+                }
+            }
+            fn glob(&self, _pattern: &str) -> std::io::Result<Vec<String>> {
+                Ok(Vec::new())
+            }
+        }
+        RuleSet::load(
+            &One(name, text),
+            &[name.to_string()],
+            &LoadOptions::default(),
+        )
+    }
+
     /// Every file the load read (rule files, includes, data files), for bundling.
     pub fn files_read(&self) -> Vec<String> {
         self.files_read.clone()

@@ -1,0 +1,153 @@
+//! Times whole transactions through CRS (PL1, blocking mode):
+//! `cargo run --release -p seclang --example bench_engine [N] [CRS_DIR]`.
+
+use pipeline::{HttpVersion, RequestHead};
+use seclang::{DirSource, FileSource, LoadOptions, RuleSet, Transaction, RECOMMENDED_CONF};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The CRS directory plus the recommended base configuration as a virtual file.
+struct Src(DirSource);
+
+impl FileSource for Src {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        if path == "recommended.conf" {
+            return Ok(RECOMMENDED_CONF.as_bytes().to_vec());
+        }
+        self.0.read(path)
+    }
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        self.0.glob(pattern)
+    }
+}
+
+fn head(method: &str, uri: &str, extra: &[(&str, &str)]) -> RequestHead {
+    let (path, query) = uri
+        .split_once('?')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap_or((uri.to_string(), String::new()));
+    let mut headers: Vec<(String, Vec<u8>)> = [
+        ("Host", "shop.example.com"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("Accept-Language", "en-US,en;q=0.5"),
+        ("Accept-Encoding", "gzip, deflate, br"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+    .collect();
+    headers.extend(
+        extra
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+    );
+    RequestHead {
+        method: method.into(),
+        uri_raw: uri.into(),
+        path,
+        query,
+        version: HttpVersion::Http11,
+        headers,
+        peer: "192.0.2.10:50000".parse().expect("addr"),
+        client_ip: "192.0.2.10".parse().expect("ip"),
+        tls: false,
+        local: "192.0.2.1:8080".parse().expect("addr"),
+    }
+}
+
+fn one(rs: &Arc<RuleSet>, req: &RequestHead, body: &[u8]) -> Transaction {
+    let mut tx = Transaction::new(rs.clone(), req, "bench".into());
+    let mut iv = tx.process_request_headers();
+    if iv.is_none() && tx.wants_request_body() {
+        iv = tx.process_request_body(body, false);
+    }
+    if iv.is_none() {
+        iv = tx.process_response_headers(
+            200,
+            "HTTP/1.1",
+            &[("Content-Type".into(), b"application/octet-stream".to_vec())],
+        );
+    }
+    if iv.is_none() && tx.wants_response_body() {
+        let _ = tx.process_response_body(b"", false);
+    }
+    tx.process_logging();
+    tx
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let dir = args.next().unwrap_or_else(|| "/work/shared/crs".into());
+    let src = Src(DirSource::new(&dir));
+    let entries = ["recommended.conf", "crs-setup.conf.example", "rules/*.conf"].map(String::from);
+    let t = Instant::now();
+    let rs = match RuleSet::load(&src, &entries, &LoadOptions::default()) {
+        Ok(rs) => Arc::new(rs),
+        Err(e) => {
+            eprintln!("load failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "loaded {} rules in {:.1} ms",
+        rs.rule_count(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    let get = head("GET", "/search?q=shoes&color=red&size=42&page=2&sort=price&lang=en&ref=home&utm=mail&sid=abc123&view=grid", &[]);
+    let mut json = String::from("{\"items\":[");
+    let mut i = 0;
+    while json.len() < 2000 {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!(
+            "{{\"id\":{i},\"name\":\"product {i}\",\"qty\":{},\"note\":\"blue cotton shirt\"}}",
+            i % 7
+        ));
+        i += 1;
+    }
+    json.push_str("]}");
+    let len = json.len().to_string();
+    let post = head(
+        "POST",
+        "/api/cart",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Length", &len),
+        ],
+    );
+
+    for (name, req, body) in [
+        ("GET 10 params", &get, &b""[..]),
+        ("POST 2 KiB JSON", &post, json.as_bytes()),
+    ] {
+        let tx = one(&rs, req, body);
+        let s = tx.stats();
+        let fired: Vec<u64> = tx
+            .matched()
+            .iter()
+            .filter(|m| m.log)
+            .map(|m| m.id)
+            .collect();
+        for _ in 0..n / 10 {
+            one(&rs, req, body);
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            one(&rs, req, body);
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        println!(
+            "{name}: {us:.1} us/transaction; rules evaluated {}, operator calls {}, prefilter skips {} (rules fully skipped {}); logged {:?}",
+            s.rules_evaluated, s.operator_calls, s.prefilter_skips, s.rules_prefiltered, fired
+        );
+    }
+}
