@@ -3,20 +3,36 @@
 //! transaction only (`initcol` starts them empty): Palisade has no shared
 //! collection store, which CRS v4 does not need.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 
 #[derive(Debug, Default, Clone)]
 pub struct Collection {
     /// Insertion-ordered `(key as set, value)`.
     items: Vec<(String, Vec<u8>)>,
     /// Lower-cased key -> index in `items`.
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
 }
 
 impl Collection {
+    /// The stored key and value for `key` (any case).
+    pub fn get_entry(&self, key: &str) -> Option<(&str, &[u8])> {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None if key.bytes().any(|b| b.is_ascii_uppercase()) => {
+                *self.index.get(&key.to_ascii_lowercase())?
+            }
+            None => return None,
+        };
+        self.items.get(i).map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         if let Some(&i) = self.index.get(key) {
             return self.items.get(i).map(|(_, v)| v.as_slice());
+        }
+        // Keys are stored lower-cased: only a key with capitals needs a second look.
+        if !key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
         }
         let lk = key.to_ascii_lowercase();
         self.index

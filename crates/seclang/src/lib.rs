@@ -14,6 +14,7 @@ mod collections;
 mod compile;
 mod engine;
 mod fs;
+mod fxhash;
 mod macros;
 mod ops;
 pub mod parser;

@@ -4,9 +4,9 @@
 //! address and length (values of request data do not move during a phase)
 //! and the interned prefix id.
 
+use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
 use crate::variables::Item;
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ type Key = (usize, usize, u32);
 #[derive(Default)]
 pub struct TCache {
     /// `None`: the prefix left the value unchanged.
-    map: HashMap<Key, Option<Arc<[u8]>>>,
+    map: FxHashMap<Key, Option<Arc<[u8]>>>,
     pub hits: u64,
 }
 

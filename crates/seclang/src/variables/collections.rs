@@ -38,14 +38,10 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
     };
     // Fast path: an exact key is a hash lookup.
     if let super::Selector::Key(k) = &t.sel {
-        if let Some(v) = c.get(k) {
-            let key: Cow<'a, [u8]> = match c.iter().find(|(ck, _)| ck.eq_ignore_ascii_case(k)) {
-                Some((ck, _)) => Cow::Borrowed(ck.as_bytes()),
-                None => Cow::Owned(k.as_bytes().to_vec()),
-            };
+        if let Some((key, v)) = c.get_entry(k) {
             out.push(Item {
                 var: t.var,
-                key,
+                key: Cow::Borrowed(key.as_bytes()),
                 value: Cow::Borrowed(v),
                 stable: false,
             });

@@ -189,7 +189,7 @@ pub fn parse_target(name: &str, param: Option<&str>) -> Result<Target, String> {
                 .map_err(|e| format!("bad regex selector {p:?}: {e}"))?;
             Selector::Regex(re)
         }
-        Some(p) => Selector::Key(p.to_string()),
+        Some(p) => Selector::Key(p.to_ascii_lowercase()),
     };
     if negated && count {
         return Err("a target cannot be both negated and counted".into());
