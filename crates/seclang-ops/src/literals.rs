@@ -1,0 +1,181 @@
+//! Required-literal extraction for `@rx` patterns.
+//!
+//! For a pattern we look for a set of byte strings such that every string
+//! the regex matches contains at least one of them. The set is returned
+//! lower-cased: callers match it ASCII case-insensitively, which only ever
+//! widens it (a superset check stays correct).
+//!
+//! Candidates come from `regex_syntax`'s [`Extractor`] (prefix and suffix
+//! sequences: every match starts/ends with one of them) applied to the
+//! whole pattern and to every contiguous run of a concatenation (a match
+//! of the concatenation contains a match of each run, so the run's
+//! prefixes are "inner" literals), and from structure: an alternation
+//! needs one set per branch (their union), a repetition with `min >= 1`
+//! or a capture group inherits its sub-expression's set. The best valid
+//! candidate wins: all literals at least [`MIN_LEN`] bytes, at most
+//! [`MAX_LITS`] of them, longer shortest literal first, then fewer literals.
+
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
+use regex_syntax::hir::{Hir, HirKind};
+
+/// Shortest literal accepted in a set.
+pub const MIN_LEN: usize = 2;
+/// Largest set accepted.
+pub const MAX_LITS: usize = 300;
+/// Longest concatenation run handed to the extractor.
+const RUN: usize = 16;
+
+/// Parses `pattern` as `@rx` compiles it and extracts a required-literal set.
+pub fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .dot_matches_new_line(true)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    required(&hir).map(|c| c.lits)
+}
+
+struct Cand {
+    lits: Vec<Vec<u8>>,
+    min: usize,
+}
+
+impl Cand {
+    fn score(&self) -> (usize, std::cmp::Reverse<usize>) {
+        (self.min.min(4), std::cmp::Reverse(self.lits.len()))
+    }
+}
+
+fn better(a: Option<Cand>, b: Option<Cand>) -> Option<Cand> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.score() > a.score() { b } else { a }),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Lower-cases, de-duplicates and drops literals containing a shorter kept
+/// one (anything containing the longer one contains the shorter); `None`
+/// when the set is empty, too large or has a too-short literal.
+fn normalize<'a>(lits: impl IntoIterator<Item = &'a [u8]>) -> Option<Cand> {
+    let mut v: Vec<Vec<u8>> = Vec::new();
+    for l in lits {
+        if l.len() < MIN_LEN {
+            return None;
+        }
+        v.push(l.to_ascii_lowercase());
+        if v.len() > 20 * MAX_LITS {
+            return None;
+        }
+    }
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    v.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(v.len());
+    for l in v {
+        if !kept
+            .iter()
+            .any(|k| l.windows(k.len()).any(|w| w == k.as_slice()))
+        {
+            kept.push(l);
+        }
+    }
+    if kept.len() > MAX_LITS {
+        return None;
+    }
+    let min = kept.iter().map(Vec::len).min()?;
+    Some(Cand { lits: kept, min })
+}
+
+fn from_seq(seq: &Seq) -> Option<Cand> {
+    normalize(seq.literals()?.iter().map(|l| l.as_bytes()))
+}
+
+fn extractor(kind: ExtractKind) -> Extractor {
+    let mut e = Extractor::new();
+    e.kind(kind).limit_total(500);
+    e
+}
+
+fn required(hir: &Hir) -> Option<Cand> {
+    let pre = extractor(ExtractKind::Prefix);
+    let suf = extractor(ExtractKind::Suffix);
+    let mut best = better(from_seq(&pre.extract(hir)), from_seq(&suf.extract(hir)));
+    match hir.kind() {
+        HirKind::Empty | HirKind::Class(_) | HirKind::Look(_) => {}
+        HirKind::Literal(l) => best = better(best, normalize([&l.0[..]])),
+        HirKind::Capture(c) => best = better(best, required(&c.sub)),
+        HirKind::Repetition(r) => {
+            if r.min >= 1 {
+                best = better(best, required(&r.sub));
+            }
+        }
+        HirKind::Concat(children) => {
+            for i in 0..children.len() {
+                let end = (i + RUN).min(children.len());
+                let run = Hir::concat(children[i..end].to_vec());
+                best = better(best, from_seq(&pre.extract(&run)));
+                best = better(best, required(&children[i]));
+            }
+        }
+        HirKind::Alternation(branches) => {
+            let mut all: Vec<Vec<u8>> = Vec::new();
+            let mut ok = true;
+            for b in branches {
+                match required(b) {
+                    Some(c) => all.extend(c.lits),
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                best = better(best, normalize(all.iter().map(Vec::as_slice)));
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lits(p: &str) -> Option<Vec<String>> {
+        regex_literals(p).map(|v| {
+            v.into_iter()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn simple() {
+        assert_eq!(lits("foo"), Some(vec!["foo".into()]));
+        assert_eq!(lits("(?i)select"), Some(vec!["select".into()]));
+        assert_eq!(lits("[^a-z]union\\s+all"), Some(vec!["union".into()]));
+        let mut got = lits("(?i:foo|bar)[0-9]+").unwrap();
+        got.sort();
+        assert_eq!(got, vec!["bar".to_string(), "foo".to_string()]);
+        assert_eq!(lits("a"), None);
+        assert_eq!(lits("x*"), None);
+        assert_eq!(lits("(?:abc)?"), None);
+        assert_eq!(lits("abc|d"), None);
+        assert_eq!(lits("\\w+"), None);
+        assert_eq!(lits("(a|b"), None);
+    }
+
+    #[test]
+    fn inner_literal() {
+        assert_eq!(lits("[a-z]+=[0-9]+ or \\d"), Some(vec![" or ".into()]));
+        assert_eq!(lits(".*(?:javascript|vbscript):"), {
+            let mut v = vec!["javascript:".to_string(), "vbscript:".to_string()];
+            v.sort_by_key(|s| s.len());
+            Some(v)
+        });
+    }
+}

@@ -1,0 +1,409 @@
+//! Operators with ModSecurity v2 semantics.
+
+use crate::Expand;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+enum Kind {
+    Rx(regex::bytes::Regex, String),
+    Pm(AhoCorasick, Vec<Vec<u8>>),
+    Num(fn(i64, i64) -> bool, String),
+    Str(StrOp, String),
+    Within(String),
+    Always(bool),
+    Sqli,
+    Xss,
+    ByteRange([bool; 256]),
+    Utf8,
+    UrlEnc,
+    Ip(Vec<IpNet>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StrOp {
+    Streq,
+    BeginsWith,
+    EndsWith,
+    Contains,
+    ContainsWord,
+}
+
+/// A compiled operator (`@rx`, `@pm`, ...), possibly negated.
+pub struct Operator {
+    kind: Kind,
+    negated: bool,
+}
+
+/// C `atoi` with saturation instead of undefined overflow.
+pub fn atoi(b: &[u8]) -> i64 {
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let neg = match b.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let mut n: i64 = 0;
+    while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    if neg {
+        n.saturating_neg()
+    } else {
+        n
+    }
+}
+
+fn pm(words: Vec<Vec<u8>>) -> Result<Kind, String> {
+    let words: Vec<Vec<u8>> = words.into_iter().filter(|w| !w.is_empty()).collect();
+    let ac = AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .build(&words)
+        .map_err(|e| format!("cannot build @pm matcher: {e}"))?;
+    Ok(Kind::Pm(ac, words))
+}
+
+/// `@pm` phrase list: whitespace-separated, with `"quoted phrases"` and
+/// `|hex|` byte sequences as ModSecurity's `parse_pm_content` accepts.
+fn pm_words(arg: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut words = Vec::new();
+    for w in arg.split_whitespace() {
+        let w = w.strip_prefix('"').unwrap_or(w);
+        let w = w.strip_suffix('"').unwrap_or(w);
+        words.push(unhex_pipes(w.as_bytes())?);
+    }
+    Ok(words)
+}
+
+/// Expands `|41 42|` hex sections; a lone `|` without a closing one is literal.
+fn unhex_pipes(w: &[u8]) -> Result<Vec<u8>, String> {
+    if !w.contains(&b'|') {
+        return Ok(w.to_vec());
+    }
+    let mut o = Vec::with_capacity(w.len());
+    let mut i = 0;
+    while i < w.len() {
+        if w[i] == b'|' {
+            if let Some(end) = w[i + 1..].iter().position(|&c| c == b'|') {
+                let hexpart: Vec<u8> = w[i + 1..i + 1 + end]
+                    .iter()
+                    .copied()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect();
+                if !hexpart.is_empty() && hexpart.len() % 2 == 0 {
+                    if let Ok(bytes) = hex::decode(&hexpart) {
+                        o.extend_from_slice(&bytes);
+                        i += end + 2;
+                        continue;
+                    }
+                }
+            }
+        }
+        o.push(w[i]);
+        i += 1;
+    }
+    Ok(o)
+}
+
+fn read_lines(
+    arg: &str,
+    read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for f in arg.split_whitespace() {
+        let data = read_file(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+        for l in data.split(|&b| b == b'\n') {
+            let l = l.trim_ascii_end();
+            if l.is_empty() || l.starts_with(b"#") {
+                continue;
+            }
+            out.push(l.to_vec());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("invalid IP address or network: {s:?}"))
+}
+
+fn byte_ranges(arg: &str) -> Result<[bool; 256], String> {
+    let mut table = [false; 256];
+    for p in arg.split(',') {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        let (a, b) = p.split_once('-').unwrap_or((p, p));
+        let parse = |s: &str| -> Result<u8, String> {
+            s.trim()
+                .parse::<u8>()
+                .map_err(|_| format!("invalid range value in @validateByteRange: {p:?}"))
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b {
+            return Err(format!("invalid range in @validateByteRange: {p:?}"));
+        }
+        for x in a..=b {
+            table[x as usize] = true;
+        }
+    }
+    Ok(table)
+}
+
+/// v2 `validate_url_encoding`: true when a `%` is not followed by two hex digits.
+fn invalid_url_encoding(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            if i + 2 >= v.len() || !(v[i + 1].is_ascii_hexdigit() && v[i + 2].is_ascii_hexdigit())
+            {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// v2 `detect_utf8_character` over the whole value: true on a missing or
+/// bad continuation byte, an invalid lead byte, an overlong form, a
+/// surrogate, or a lead byte above 0xF4.
+fn invalid_utf8(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        let (len, min) = if c & 0x80 == 0 {
+            i += 1;
+            continue;
+        } else if c & 0xe0 == 0xc0 {
+            (2, 0x80)
+        } else if c & 0xf0 == 0xe0 {
+            (3, 0x800)
+        } else if c & 0xf8 == 0xf0 {
+            if c >= 0xf5 {
+                return true;
+            }
+            (4, 0x10000)
+        } else {
+            return true;
+        };
+        if i + len > v.len() {
+            return true;
+        }
+        let mut d: u32 = u32::from(c) & (0x7f >> len);
+        for k in 1..len {
+            if v[i + k] & 0xc0 != 0x80 {
+                return true;
+            }
+            d = (d << 6) | u32::from(v[i + k] & 0x3f);
+        }
+        if d < min || (0xd800..=0xdfff).contains(&d) {
+            return true;
+        }
+        i += len;
+    }
+    false
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn contains_word(v: &[u8], w: &[u8]) -> bool {
+    if w.is_empty() {
+        return true;
+    }
+    if w.len() > v.len() {
+        return false;
+    }
+    (0..=v.len() - w.len()).any(|i| {
+        &v[i..i + w.len()] == w
+            && (i == 0 || !is_word(v[i - 1]))
+            && v.get(i + w.len()).is_none_or(|&c| !is_word(c))
+    })
+}
+
+fn contains(v: &[u8], a: &[u8]) -> bool {
+    a.is_empty() || (a.len() <= v.len() && v.windows(a.len()).any(|w| w == a))
+}
+
+impl Operator {
+    /// Compiles `@name arg`; `read_file` resolves data files of
+    /// `@pmFromFile` and `@ipMatchFromFile`.
+    pub fn compile(
+        name: &str,
+        arg: &str,
+        negated: bool,
+        read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Operator, String> {
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "rx" => Kind::Rx(
+                regex::bytes::RegexBuilder::new(arg)
+                    .dot_matches_new_line(true)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(8 << 20)
+                    .build()
+                    .map_err(|e| {
+                        let lookaround = ["(?=", "(?!", "(?<=", "(?<!"]
+                            .iter()
+                            .any(|s| arg.contains(s));
+                        let backref = arg.as_bytes().windows(2).any(|w| {
+                            w[0] == b'\\' && (b'1'..=b'9').contains(&w[1])
+                        });
+                        let why = if lookaround || backref {
+                            " (lookaround and backreferences are not supported: \
+                             @rx uses a linear-time engine)"
+                        } else {
+                            ""
+                        };
+                        format!("cannot compile @rx pattern{why}: {e}")
+                    })?,
+                arg.to_string(),
+            ),
+            "pm" => pm(pm_words(arg)?)?,
+            "pmfromfile" | "pmf" => pm(read_lines(arg, read_file)?)?,
+            "eq" => Kind::Num(|a, b| a == b, arg.into()),
+            "ge" => Kind::Num(|a, b| a >= b, arg.into()),
+            "gt" => Kind::Num(|a, b| a > b, arg.into()),
+            "le" => Kind::Num(|a, b| a <= b, arg.into()),
+            "lt" => Kind::Num(|a, b| a < b, arg.into()),
+            "streq" => Kind::Str(StrOp::Streq, arg.into()),
+            "beginswith" => Kind::Str(StrOp::BeginsWith, arg.into()),
+            "endswith" => Kind::Str(StrOp::EndsWith, arg.into()),
+            "contains" => Kind::Str(StrOp::Contains, arg.into()),
+            "containsword" => Kind::Str(StrOp::ContainsWord, arg.into()),
+            "within" => Kind::Within(arg.into()),
+            "unconditionalmatch" => Kind::Always(true),
+            "nomatch" => Kind::Always(false),
+            // Real-time block lists need DNS at request time; documented
+            // as never matching.
+            "rbl" => Kind::Always(false),
+            "detectsqli" => Kind::Sqli,
+            "detectxss" => Kind::Xss,
+            "validateutf8encoding" => Kind::Utf8,
+            "validateurlencoding" => Kind::UrlEnc,
+            "validatebyterange" => Kind::ByteRange(byte_ranges(arg)?),
+            "ipmatch" => Kind::Ip(
+                arg.split([',', ' '])
+                    .filter(|s| !s.trim().is_empty())
+                    .map(parse_net)
+                    .collect::<Result<_, _>>()?,
+            ),
+            "ipmatchfromfile" | "ipmatchf" => Kind::Ip(
+                read_lines(arg, read_file)?
+                    .iter()
+                    .map(|l| parse_net(&String::from_utf8_lossy(l)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => return Err(format!("unknown operator @{other}")),
+        };
+        Ok(Operator { kind, negated })
+    }
+
+    /// Evaluates the operator against `v` (negation applied). With `caps`,
+    /// `@rx` fills the capture groups (TX.0..), `@pm` the matched phrase and
+    /// `@detectSQLi` the fingerprint.
+    pub fn eval(&self, v: &[u8], exp: &dyn Expand, caps: Option<&mut Vec<Vec<u8>>>) -> bool {
+        let r = match &self.kind {
+            Kind::Rx(re, _) => match caps {
+                Some(c) => match re.captures(v) {
+                    Some(m) => {
+                        c.clear();
+                        for g in m.iter().take(10) {
+                            c.push(g.map(|g| g.as_bytes().to_vec()).unwrap_or_default());
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                None => re.is_match(v),
+            },
+            Kind::Pm(ac, _) => match ac.find(v) {
+                Some(m) => {
+                    if let Some(c) = caps {
+                        c.clear();
+                        c.push(v[m.start()..m.end()].to_vec());
+                    }
+                    true
+                }
+                None => false,
+            },
+            Kind::Num(f, a) => f(atoi(v), atoi(exp.expand(a).as_bytes())),
+            Kind::Str(op, a) => {
+                let a = exp.expand(a);
+                let a = a.as_bytes();
+                match op {
+                    StrOp::Streq => v == a,
+                    StrOp::BeginsWith => v.starts_with(a),
+                    StrOp::EndsWith => v.ends_with(a),
+                    StrOp::Contains => contains(v, a),
+                    StrOp::ContainsWord => contains_word(v, a),
+                }
+            }
+            Kind::Within(a) => contains(exp.expand(a).as_bytes(), v),
+            Kind::Always(b) => *b,
+            Kind::Sqli => {
+                let r = libinjectionrs::detect_sqli(v);
+                if r.is_injection() {
+                    if let (Some(c), Some(fp)) = (caps, r.fingerprint) {
+                        c.clear();
+                        c.push(fp.to_string().into_bytes());
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            Kind::Xss => libinjectionrs::detect_xss(v).is_injection(),
+            Kind::ByteRange(t) => v.iter().any(|&b| !t[b as usize]),
+            Kind::Utf8 => invalid_utf8(v),
+            Kind::UrlEnc => invalid_url_encoding(v),
+            Kind::Ip(nets) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+        };
+        r != self.negated
+    }
+
+    /// Literals (lower-cased; match them ASCII case-insensitively) of which
+    /// at least one occurs in every value the operator can match, or `None`
+    /// when no such set is known. Always `None` for negated operators.
+    pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        if self.negated {
+            return None;
+        }
+        match &self.kind {
+            Kind::Rx(_, pattern) => crate::literals::regex_literals(pattern),
+            Kind::Pm(_, words) => {
+                if words.is_empty() {
+                    return None;
+                }
+                let mut w: Vec<Vec<u8>> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+                w.sort();
+                w.dedup();
+                Some(w)
+            }
+            Kind::Str(_, a) if !a.is_empty() && !a.contains("%{") => {
+                Some(vec![a.as_bytes().to_ascii_lowercase()])
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,966 @@
+//! Transformation functions with ModSecurity v2 semantics
+//! (`apache2/re_tfns.c` and `msc_util.c`).
+//!
+//! Each function takes the input and returns the transformed bytes;
+//! [`Transform::apply`] reports `None` when the output equals the input.
+
+use base64::Engine as _;
+use md5::Digest as _;
+
+/// C `isspace` (C locale): space, \t, \n, \v, \f, \r.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+const NBSP: u8 = 0xa0;
+
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+fn is_odigit(c: u8) -> bool {
+    (b'0'..=b'7').contains(&c)
+}
+
+/// ModSecurity's `x2c`: two characters to a byte, no validation (wrapping
+/// arithmetic on non-hex characters, as the C code does).
+fn x2c(a: u8, b: u8) -> u8 {
+    let d = |c: u8| -> u8 {
+        if c >= b'A' {
+            (c & 0xdf).wrapping_sub(b'A').wrapping_add(10)
+        } else {
+            c.wrapping_sub(b'0')
+        }
+    };
+    d(a).wrapping_mul(16).wrapping_add(d(b))
+}
+
+/// `xsingle2c`: one hex character to a byte.
+fn xsingle2c(c: u8) -> u8 {
+    if c >= b'A' {
+        (c & 0xdf).wrapping_sub(b'A').wrapping_add(10)
+    } else {
+        c.wrapping_sub(b'0')
+    }
+}
+
+/// Low byte of `%uHHHH` / `\uHHHH` with full-width ASCII (U+FF01..U+FF5E)
+/// mapped back to ASCII. `h` holds the four hex digits.
+fn uni_low_byte(h: &[u8]) -> u8 {
+    let mut d = x2c(h[2], h[3]);
+    if d > 0 && d < 0x5f && (h[0] == b'f' || h[0] == b'F') && (h[1] == b'f' || h[1] == b'F') {
+        d += 0x20;
+    }
+    d
+}
+
+pub fn url_decode(v: &[u8]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'%' if i + 2 < v.len() && is_hex(v[i + 1]) && is_hex(v[i + 2]) => {
+                o.push(x2c(v[i + 1], v[i + 2]));
+                i += 3;
+            }
+            b'+' => {
+                o.push(b' ');
+                i += 1;
+            }
+            c => {
+                o.push(c);
+                i += 1;
+            }
+        }
+    }
+    o
+}
+
+pub fn url_decode_uni(v: &[u8]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        if c == b'%' {
+            if i + 1 < v.len() && (v[i + 1] == b'u' || v[i + 1] == b'U') {
+                if i + 5 < v.len() && v[i + 2..i + 6].iter().all(|&c| is_hex(c)) {
+                    o.push(uni_low_byte(&v[i + 2..i + 6]));
+                    i += 6;
+                } else {
+                    // Invalid: keep "%u" and go on.
+                    o.extend_from_slice(&v[i..i + 2]);
+                    i += 2;
+                }
+            } else if i + 2 < v.len() && is_hex(v[i + 1]) && is_hex(v[i + 2]) {
+                o.push(x2c(v[i + 1], v[i + 2]));
+                i += 3;
+            } else {
+                o.push(b'%');
+                i += 1;
+            }
+        } else {
+            o.push(if c == b'+' { b' ' } else { c });
+            i += 1;
+        }
+    }
+    o
+}
+
+/// strtol-like: saturating parse, then cast to `unsigned char`
+/// (LONG_MAX on overflow gives 0xff).
+fn strtol_byte(digits: &[u8], radix: u32) -> u8 {
+    let mut n: u64 = 0;
+    for &c in digits {
+        let d = (c as char).to_digit(radix).unwrap_or(0) as u64;
+        n = match n.checked_mul(radix as u64).and_then(|n| n.checked_add(d)) {
+            Some(n) if n <= i64::MAX as u64 => n,
+            _ => return 0xff,
+        };
+    }
+    (n & 0xff) as u8
+}
+
+pub fn html_entity_decode(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    'outer: while i < n {
+        let mut copy = 1usize;
+        'ent: {
+            if v[i] == b'&' && i + 1 < n {
+                let mut j = i + 1;
+                if v[j] == b'#' {
+                    copy += 1;
+                    if j + 1 >= n {
+                        break 'ent;
+                    }
+                    j += 1;
+                    let radix = if v[j] == b'x' || v[j] == b'X' {
+                        copy += 1;
+                        if j + 1 >= n {
+                            break 'ent;
+                        }
+                        j += 1;
+                        16
+                    } else {
+                        10
+                    };
+                    let k = j;
+                    while j < n
+                        && (if radix == 16 {
+                            v[j].is_ascii_hexdigit()
+                        } else {
+                            v[j].is_ascii_digit()
+                        })
+                    {
+                        j += 1;
+                    }
+                    if j == k {
+                        break 'ent;
+                    }
+                    o.push(strtol_byte(&v[k..j], radix));
+                    i = if j < n && v[j] == b';' { j + 1 } else { j };
+                    continue 'outer;
+                } else {
+                    let k = j;
+                    while j < n && v[j].is_ascii_alphanumeric() {
+                        j += 1;
+                    }
+                    if j > k {
+                        let name = v[k..j].to_ascii_lowercase();
+                        let c = match name.as_slice() {
+                            b"quot" => b'"',
+                            b"amp" => b'&',
+                            b"lt" => b'<',
+                            b"gt" => b'>',
+                            b"nbsp" => NBSP,
+                            _ => {
+                                copy = j - k + 1;
+                                break 'ent;
+                            }
+                        };
+                        o.push(c);
+                        i = if j < n && v[j] == b';' { j + 1 } else { j };
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        let end = (i + copy).min(n);
+        o.extend_from_slice(&v[i..end]);
+        i = end;
+    }
+    o
+}
+
+/// Up to three octal digits starting at `s` (the first one is known to be octal).
+fn octal_run(v: &[u8], s: usize) -> usize {
+    let mut j = 0;
+    while s + j < v.len() && j < 3 {
+        j += 1;
+        if !(s + j < v.len() && is_odigit(v[s + j])) {
+            break;
+        }
+    }
+    j
+}
+
+pub fn js_decode(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        if v[i] != b'\\' {
+            o.push(v[i]);
+            i += 1;
+            continue;
+        }
+        if i + 5 < n && v[i + 1] == b'u' && v[i + 2..i + 6].iter().all(|&c| is_hex(c)) {
+            o.push(uni_low_byte(&v[i + 2..i + 6]));
+            i += 6;
+        } else if i + 3 < n && v[i + 1] == b'x' && is_hex(v[i + 2]) && is_hex(v[i + 3]) {
+            o.push(x2c(v[i + 2], v[i + 3]));
+            i += 4;
+        } else if i + 1 < n && is_odigit(v[i + 1]) {
+            let mut j = octal_run(v, i + 1);
+            // Do not use three digits if the value would not fit a byte.
+            if j == 3 && v[i + 1] > b'3' {
+                j = 2;
+            }
+            o.push(strtol_byte(&v[i + 1..i + 1 + j], 8));
+            i += 1 + j;
+        } else if i + 1 < n {
+            o.push(match v[i + 1] {
+                b'a' => 0x07,
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 0x0b,
+                c => c,
+            });
+            i += 2;
+        } else {
+            o.extend_from_slice(&v[i..]);
+            i = n;
+        }
+    }
+    o
+}
+
+pub fn css_decode(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        if v[i] != b'\\' {
+            o.push(v[i]);
+            i += 1;
+            continue;
+        }
+        if i + 1 >= n {
+            // Trailing backslash: continuation to nothing.
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut j = 0;
+        while j < 6 && i + j < n && is_hex(v[i + j]) {
+            j += 1;
+        }
+        if j > 0 {
+            let mut fullcheck = false;
+            let d = match j {
+                1 => xsingle2c(v[i]),
+                _ => x2c(v[i + j - 2], v[i + j - 1]),
+            };
+            match j {
+                4 => fullcheck = true,
+                5 => fullcheck = v[i] == b'0',
+                6 => fullcheck = v[i] == b'0' && v[i + 1] == b'0',
+                _ => {}
+            }
+            let mut d = d;
+            if fullcheck
+                && d > 0
+                && d < 0x5f
+                && (v[i + j - 3] == b'f' || v[i + j - 3] == b'F')
+                && (v[i + j - 4] == b'f' || v[i + j - 4] == b'F')
+            {
+                d += 0x20;
+            }
+            o.push(d);
+            // A single whitespace after a hex escape is part of it.
+            if i + j < n && is_space(v[i + j]) {
+                j += 1;
+            }
+            i += j;
+        } else if v[i] == b'\n' {
+            i += 1;
+        } else {
+            o.push(v[i]);
+            i += 1;
+        }
+    }
+    o
+}
+
+pub fn escape_seq_decode(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        if !(v[i] == b'\\' && i + 1 < n) {
+            o.push(v[i]);
+            i += 1;
+            continue;
+        }
+        let simple = match v[i + 1] {
+            b'a' => Some(0x07),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(0x0b),
+            b'\\' => Some(b'\\'),
+            b'?' => Some(b'?'),
+            b'\'' => Some(b'\''),
+            b'"' => Some(b'"'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            o.push(c);
+            i += 2;
+            continue;
+        }
+        let c1 = v[i + 1];
+        if (c1 == b'x' || c1 == b'X') && i + 3 < n && is_hex(v[i + 2]) && is_hex(v[i + 3]) {
+            o.push(x2c(v[i + 2], v[i + 3]));
+            i += 4;
+        } else if is_odigit(c1) {
+            let j = octal_run(v, i + 1);
+            let mut val: u32 = 0;
+            for &c in &v[i + 1..i + 1 + j] {
+                val = val * 8 + u32::from(c - b'0');
+            }
+            o.push((val & 0xff) as u8);
+            i += 1 + j;
+        } else {
+            // Unknown escape: drop the backslash.
+            o.push(c1);
+            i += 2;
+        }
+    }
+    o
+}
+
+fn push_unicode(o: &mut Vec<u8>, d: u32) {
+    o.extend_from_slice(b"%u");
+    let h = format!("{d:x}");
+    for _ in h.len()..4 {
+        o.push(b'0');
+    }
+    o.extend_from_slice(h.as_bytes());
+}
+
+/// utf8toUnicode: every multi-byte UTF-8 character becomes `%uHHHH`
+/// (lower-case hex, five digits above U+FFFF). Invalid sequences are
+/// dropped, as in ModSecurity v2; overlong forms and surrogates get the
+/// lead byte appended after the escape. NUL bytes are kept (v2 loses them
+/// through a C-string bug).
+pub fn utf8_to_unicode(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let c = v[i];
+        let left = n - i;
+        let cont = |k: usize| v[i + k] & 0xc0 == 0x80;
+        let mut len = 0usize;
+        let mut d: u32 = 0;
+        if c & 0x80 == 0 {
+            o.push(c);
+        } else if c & 0xe0 == 0xc0 {
+            if left >= 2 && cont(1) {
+                len = 2;
+                d = (u32::from(c & 0x1f) << 6) | u32::from(v[i + 1] & 0x3f);
+                push_unicode(&mut o, d);
+            }
+        } else if c & 0xf0 == 0xe0 {
+            if left >= 3 && cont(1) && cont(2) {
+                len = 3;
+                d = (u32::from(c & 0x0f) << 12)
+                    | (u32::from(v[i + 1] & 0x3f) << 6)
+                    | u32::from(v[i + 2] & 0x3f);
+                push_unicode(&mut o, d);
+            }
+        } else if c & 0xf8 == 0xf0 {
+            if c >= 0xf5 {
+                o.push(c);
+            }
+            if left >= 4 && cont(1) && cont(2) && cont(3) {
+                len = 4;
+                d = (u32::from(c & 0x07) << 18)
+                    | (u32::from(v[i + 1] & 0x3f) << 12)
+                    | (u32::from(v[i + 2] & 0x3f) << 6)
+                    | u32::from(v[i + 3] & 0x3f);
+                push_unicode(&mut o, d);
+            }
+        } else {
+            o.push(c);
+        }
+        if (0xd800..=0xdfff).contains(&d) {
+            o.push(c);
+        }
+        if (len == 4 && d < 0x10000) || (len == 3 && d < 0x800) || (len == 2 && d < 0x80) {
+            o.push(c);
+        }
+        i += len.max(1);
+    }
+    o
+}
+
+pub fn remove_whitespace(v: &[u8]) -> Vec<u8> {
+    v.iter()
+        .copied()
+        .filter(|&b| !(is_space(b) || b == NBSP))
+        .collect()
+}
+
+pub fn compress_whitespace(v: &[u8]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(v.len());
+    let mut ws = false;
+    for &b in v {
+        if is_space(b) || b == NBSP {
+            ws = true;
+        } else {
+            if ws {
+                o.push(b' ');
+                ws = false;
+            }
+            o.push(b);
+        }
+    }
+    if ws {
+        o.push(b' ');
+    }
+    o
+}
+
+pub fn replace_comments(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    let mut incomment = false;
+    while i < n {
+        if !incomment {
+            if v[i] == b'/' && i + 1 < n && v[i + 1] == b'*' {
+                incomment = true;
+                i += 2;
+            } else {
+                o.push(v[i]);
+                i += 1;
+            }
+        } else if v[i] == b'*' && i + 1 < n && v[i + 1] == b'/' {
+            incomment = false;
+            i += 2;
+            o.push(b' ');
+        } else {
+            i += 1;
+        }
+    }
+    if incomment {
+        o.push(b' ');
+    }
+    o
+}
+
+pub fn remove_comments(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    let mut incomment = false;
+    let at = |i: usize, s: &[u8]| v.get(i..i + s.len()) == Some(s);
+    while i < n {
+        if !incomment {
+            if at(i, b"/*") {
+                incomment = true;
+                i += 2;
+            } else if at(i, b"<!--") {
+                incomment = true;
+                i += 4;
+            } else if at(i, b"--") || v[i] == b'#' {
+                // The rest of the value is a line comment.
+                break;
+            } else {
+                o.push(v[i]);
+                i += 1;
+            }
+        } else if at(i, b"*/") || at(i, b"-->") {
+            incomment = false;
+            i += if v[i] == b'*' { 2 } else { 3 };
+            // v2 copies the byte right after the comment unexamined.
+            if i < n {
+                o.push(v[i]);
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if incomment {
+        o.push(b' ');
+    }
+    o
+}
+
+pub fn remove_comments_char(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    let at = |i: usize, s: &[u8]| v.get(i..i + s.len()) == Some(s);
+    while i < n {
+        if at(i, b"/*") || at(i, b"*/") {
+            i += 2;
+        } else if at(i, b"<!--") {
+            i += 4;
+        } else if at(i, b"-->") {
+            i += 3;
+        } else if at(i, b"--") {
+            i += 2;
+        } else if v[i] == b'#' {
+            i += 1;
+        } else {
+            o.push(v[i]);
+            i += 1;
+        }
+    }
+    o
+}
+
+pub fn cmd_line(v: &[u8]) -> Vec<u8> {
+    let mut o: Vec<u8> = Vec::with_capacity(v.len());
+    let mut space = false;
+    for &c in v {
+        match c {
+            b'"' | b'\'' | b'\\' | b'^' => {}
+            b' ' | b',' | b';' | b'\t' | b'\r' | b'\n' => {
+                if !space {
+                    o.push(b' ');
+                    space = true;
+                }
+            }
+            b'/' | b'(' => {
+                if space {
+                    o.pop();
+                }
+                space = false;
+                o.push(c);
+            }
+            _ => {
+                o.push(c.to_ascii_lowercase());
+                space = false;
+            }
+        }
+    }
+    o
+}
+
+/// Port of v2 `normalize_path_inplace` (pointer arithmetic kept as
+/// signed indices).
+pub fn normalize_path(input: &[u8], win: bool) -> Vec<u8> {
+    if input.is_empty() {
+        return Vec::new();
+    }
+    let mut b = input.to_vec();
+    let is_sep = |c: u8| c == b'/' || (win && c == b'\\');
+    let end = b.len() as isize - 1;
+    let relative = !is_sep(b[0]);
+    let trailing = is_sep(b[end as usize]);
+    let mut src: isize = 0;
+    let mut dst: isize = 0;
+    let mut hitroot = false;
+    let mut done = false;
+    while !done && src <= end && dst <= end {
+        if win {
+            if b[src as usize] == b'\\' {
+                b[src as usize] = b'/';
+            }
+            if src < end && b[src as usize + 1] == b'\\' {
+                b[src as usize + 1] = b'/';
+            }
+        }
+        let mut do_copy = true;
+        let mut skip_norm = false;
+        if src == end {
+            done = true;
+        } else if b[src as usize + 1] != b'/' {
+            skip_norm = true;
+        }
+        if !skip_norm {
+            let cs = b[src as usize];
+            if src != end && cs == b'/' {
+                // Empty segment: the copy step collapses it.
+            } else if cs == b'.' {
+                if dst > 0 && b[dst as usize - 1] == b'.' {
+                    if relative && (hitroot || dst - 2 <= 0) {
+                        hitroot = true;
+                    } else {
+                        dst -= 3;
+                        while dst > 0 && b[dst as usize] != b'/' {
+                            dst -= 1;
+                        }
+                        if dst <= 0 {
+                            hitroot = true;
+                            dst = 0;
+                            if !relative && src == end {
+                                dst += 1;
+                            }
+                        }
+                        if done {
+                            do_copy = false;
+                        } else {
+                            src += 1;
+                        }
+                    }
+                } else if dst == 0 {
+                    if done {
+                        do_copy = false;
+                    } else {
+                        src += 1;
+                    }
+                } else if b[dst as usize - 1] == b'/' {
+                    if done {
+                        do_copy = false;
+                    } else {
+                        dst -= 1;
+                        src += 1;
+                    }
+                }
+            } else if dst > 0 {
+                hitroot = false;
+            }
+        }
+        if do_copy {
+            if b[src as usize] == b'/' {
+                while src < end && is_sep(b[src as usize + 1]) {
+                    src += 1;
+                }
+                if relative && dst == 0 {
+                    src += 1;
+                    continue;
+                }
+            }
+            b[dst as usize] = b[src as usize];
+            dst += 1;
+            src += 1;
+        }
+    }
+    if !trailing && dst > 0 && b[dst as usize - 1] == b'/' {
+        dst -= 1;
+    }
+    b.truncate(dst.max(0) as usize);
+    b
+}
+
+/// APR `apr_base64_decode`: decodes the longest prefix of base64 alphabet
+/// characters; a trailing partial group yields what it can.
+pub fn base64_decode(v: &[u8]) -> Vec<u8> {
+    let n = v.iter().take_while(|&&c| b64val(c).is_some()).count();
+    b64_bits(v[..n].iter().filter_map(|&c| b64val(c)))
+}
+
+/// base64DecodeExt: skips characters outside the alphabet (whitespace,
+/// padding, junk) and decodes the rest.
+pub fn base64_decode_ext(v: &[u8]) -> Vec<u8> {
+    b64_bits(v.iter().filter_map(|&c| b64val(c)))
+}
+
+fn b64val(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+fn b64_bits(vals: impl Iterator<Item = u8>) -> Vec<u8> {
+    let mut o = Vec::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for x in vals {
+        acc = (acc << 6) | u32::from(x);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            o.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    o
+}
+
+/// hexDecode: pairs of characters to bytes, no validation (v2 `hex2bytes`);
+/// an odd trailing character is dropped.
+pub fn hex_decode(v: &[u8]) -> Vec<u8> {
+    v.chunks_exact(2).map(|p| x2c(p[0], p[1])).collect()
+}
+
+pub fn hex_encode(v: &[u8]) -> Vec<u8> {
+    hex::encode(v).into_bytes()
+}
+
+/// sqlHexDecode: `0xHHHH...` runs become the bytes they encode.
+pub fn sql_hex_decode(v: &[u8]) -> Vec<u8> {
+    let n = v.len();
+    let mut o = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        if v[i] == b'0'
+            && i + 3 < n
+            && (v[i + 1] == b'x' || v[i + 1] == b'X')
+            && is_hex(v[i + 2])
+            && is_hex(v[i + 3])
+        {
+            i += 2;
+            while i + 1 < n && is_hex(v[i]) && is_hex(v[i + 1]) {
+                o.push(x2c(v[i], v[i + 1]));
+                i += 2;
+            }
+        } else {
+            o.push(v[i]);
+            i += 1;
+        }
+    }
+    o
+}
+
+pub fn url_encode(v: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut o = Vec::with_capacity(v.len() * 3);
+    for &c in v {
+        if c == b' ' {
+            o.push(b'+');
+        } else if c == b'*' || c.is_ascii_alphanumeric() {
+            o.push(c);
+        } else {
+            o.extend_from_slice(&[b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+        }
+    }
+    o
+}
+
+/// Parity of all eight bits, as v2 computes it before setting bit 7.
+fn odd_parity(c: u8) -> bool {
+    c.count_ones() % 2 == 1
+}
+
+fn trim_left(v: &[u8]) -> &[u8] {
+    let s = v.iter().position(|&c| !is_space(c)).unwrap_or(v.len());
+    &v[s..]
+}
+
+fn trim_right(v: &[u8]) -> &[u8] {
+    let e = v.iter().rposition(|&c| !is_space(c)).map_or(0, |p| p + 1);
+    &v[..e]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum T {
+    None,
+    Lowercase,
+    Uppercase,
+    UrlDecode,
+    UrlDecodeUni,
+    HtmlEntityDecode,
+    JsDecode,
+    CssDecode,
+    EscapeSeqDecode,
+    Utf8ToUnicode,
+    RemoveNulls,
+    ReplaceNulls,
+    RemoveWhitespace,
+    CompressWhitespace,
+    ReplaceComments,
+    RemoveComments,
+    RemoveCommentsChar,
+    CmdLine,
+    NormalizePath,
+    NormalizePathWin,
+    Base64Decode,
+    Base64DecodeExt,
+    Base64Encode,
+    HexDecode,
+    HexEncode,
+    SqlHexDecode,
+    Length,
+    Sha1,
+    Md5,
+    Trim,
+    TrimLeft,
+    TrimRight,
+    UrlEncode,
+    ParityEven7,
+    ParityOdd7,
+    ParityZero7,
+}
+
+/// A named transformation function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transform(T);
+
+impl Transform {
+    /// Looks a transformation up by its SecLang name (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Transform> {
+        Some(Transform(match name.to_ascii_lowercase().as_str() {
+            "none" => T::None,
+            "lowercase" => T::Lowercase,
+            "uppercase" => T::Uppercase,
+            "urldecode" => T::UrlDecode,
+            "urldecodeuni" => T::UrlDecodeUni,
+            "htmlentitydecode" => T::HtmlEntityDecode,
+            "jsdecode" => T::JsDecode,
+            "cssdecode" => T::CssDecode,
+            "escapeseqdecode" => T::EscapeSeqDecode,
+            "utf8tounicode" => T::Utf8ToUnicode,
+            "removenulls" => T::RemoveNulls,
+            "replacenulls" => T::ReplaceNulls,
+            "removewhitespace" => T::RemoveWhitespace,
+            "compresswhitespace" => T::CompressWhitespace,
+            "replacecomments" => T::ReplaceComments,
+            "removecomments" => T::RemoveComments,
+            "removecommentschar" => T::RemoveCommentsChar,
+            "cmdline" => T::CmdLine,
+            "normalizepath" | "normalisepath" => T::NormalizePath,
+            "normalizepathwin" | "normalisepathwin" => T::NormalizePathWin,
+            "base64decode" => T::Base64Decode,
+            "base64decodeext" => T::Base64DecodeExt,
+            "base64encode" => T::Base64Encode,
+            "hexdecode" => T::HexDecode,
+            "hexencode" => T::HexEncode,
+            "sqlhexdecode" => T::SqlHexDecode,
+            "length" => T::Length,
+            "sha1" => T::Sha1,
+            "md5" => T::Md5,
+            "trim" => T::Trim,
+            "trimleft" => T::TrimLeft,
+            "trimright" => T::TrimRight,
+            "urlencode" => T::UrlEncode,
+            "parityeven7bit" => T::ParityEven7,
+            "parityodd7bit" => T::ParityOdd7,
+            "parityzero7bit" => T::ParityZero7,
+            _ => return None,
+        }))
+    }
+
+    /// Applies the transformation; `None` when the value is unchanged.
+    pub fn apply(&self, v: &[u8]) -> Option<Vec<u8>> {
+        let out: Vec<u8> = match self.0 {
+            T::None => return None,
+            T::Lowercase => {
+                if !v.iter().any(u8::is_ascii_uppercase) {
+                    return None;
+                }
+                v.to_ascii_lowercase()
+            }
+            T::Uppercase => {
+                if !v.iter().any(u8::is_ascii_lowercase) {
+                    return None;
+                }
+                v.to_ascii_uppercase()
+            }
+            T::UrlDecode => {
+                if !v.iter().any(|&c| c == b'%' || c == b'+') {
+                    return None;
+                }
+                url_decode(v)
+            }
+            T::UrlDecodeUni => {
+                if !v.iter().any(|&c| c == b'%' || c == b'+') {
+                    return None;
+                }
+                url_decode_uni(v)
+            }
+            T::HtmlEntityDecode => {
+                if !v.contains(&b'&') {
+                    return None;
+                }
+                html_entity_decode(v)
+            }
+            T::JsDecode => {
+                if !v.contains(&b'\\') {
+                    return None;
+                }
+                js_decode(v)
+            }
+            T::CssDecode => {
+                if !v.contains(&b'\\') {
+                    return None;
+                }
+                css_decode(v)
+            }
+            T::EscapeSeqDecode => {
+                if !v.contains(&b'\\') {
+                    return None;
+                }
+                escape_seq_decode(v)
+            }
+            T::Utf8ToUnicode => {
+                if v.is_ascii() {
+                    return None;
+                }
+                utf8_to_unicode(v)
+            }
+            T::RemoveNulls => {
+                if !v.contains(&0) {
+                    return None;
+                }
+                v.iter().copied().filter(|&b| b != 0).collect()
+            }
+            T::ReplaceNulls => {
+                if !v.contains(&0) {
+                    return None;
+                }
+                v.iter().map(|&b| if b == 0 { b' ' } else { b }).collect()
+            }
+            T::RemoveWhitespace => remove_whitespace(v),
+            T::CompressWhitespace => compress_whitespace(v),
+            T::ReplaceComments => replace_comments(v),
+            T::RemoveComments => remove_comments(v),
+            T::RemoveCommentsChar => remove_comments_char(v),
+            T::CmdLine => cmd_line(v),
+            T::NormalizePath => normalize_path(v, false),
+            T::NormalizePathWin => normalize_path(v, true),
+            T::Base64Decode => base64_decode(v),
+            T::Base64DecodeExt => base64_decode_ext(v),
+            T::Base64Encode => base64::engine::general_purpose::STANDARD
+                .encode(v)
+                .into_bytes(),
+            T::HexDecode => hex_decode(v),
+            T::HexEncode => hex_encode(v),
+            T::SqlHexDecode => sql_hex_decode(v),
+            T::Length => v.len().to_string().into_bytes(),
+            T::Sha1 => sha1::Sha1::digest(v).to_vec(),
+            T::Md5 => md5::Md5::digest(v).to_vec(),
+            T::Trim => trim_right(trim_left(v)).to_vec(),
+            T::TrimLeft => trim_left(v).to_vec(),
+            T::TrimRight => trim_right(v).to_vec(),
+            T::UrlEncode => url_encode(v),
+            T::ParityEven7 => v
+                .iter()
+                .map(|&c| if odd_parity(c) { c | 0x80 } else { c & 0x7f })
+                .collect(),
+            T::ParityOdd7 => v
+                .iter()
+                .map(|&c| if odd_parity(c) { c & 0x7f } else { c | 0x80 })
+                .collect(),
+            T::ParityZero7 => v.iter().map(|&c| c & 0x7f).collect(),
+        };
+        (out != v).then_some(out)
+    }
+}
