@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "palisade", version, about = "WAAP gateway: signed, immutable policy bundles in front of your apps")]
+#[command(
+    name = "palisade",
+    version,
+    about = "WAAP gateway: signed, immutable policy bundles in front of your apps"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -39,9 +43,7 @@ enum Cmd {
     /// Create an Ed25519 key pair: PREFIX.key (secret) and PREFIX.pub.
     Keygen { prefix: PathBuf },
     /// Run the policy's test cases through a real proxy with a stub upstream.
-    Test {
-        policy: PathBuf,
-    },
+    Test { policy: PathBuf },
     /// Show what a running node serves (digest, build metadata, uptime).
     Status {
         /// Admin address of the node.
@@ -55,12 +57,16 @@ enum Cmd {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

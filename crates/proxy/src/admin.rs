@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 
 pub async fn serve(l: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = l.accept().await else { continue };
+        let Ok((stream, _)) = l.accept().await else {
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
@@ -63,12 +65,18 @@ fn respond(shared: &Shared, req: &http::Request<Incoming>) -> http::Response<Ful
         ),
         (&http::Method::GET, "/healthz") => (200, "text/plain", "ok\n".to_string()),
         (&http::Method::GET, _) => (404, "text/plain", "not found\n".to_string()),
-        _ => (405, "text/plain", "the admin port is read-only\n".to_string()),
+        _ => (
+            405,
+            "text/plain",
+            "the admin port is read-only\n".to_string(),
+        ),
     };
     let mut r = http::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(ctype),
+    );
     if let Ok(v) = http::HeaderValue::from_str(&shared.runtime().digest) {
         r.headers_mut().insert("x-palisade-digest", v);
     }

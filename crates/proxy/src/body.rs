@@ -114,7 +114,9 @@ impl Body for ReqBody {
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
-            Rest::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(|e| Box::new(e) as BoxError),
+            Rest::Incoming(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
         }
     }
 
@@ -163,7 +165,9 @@ impl Body for RespBody {
                 if let Some(p) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(p))));
                 }
-                Pin::new(rest).poll_frame(cx).map_err(|e| Box::new(e) as BoxError)
+                Pin::new(rest)
+                    .poll_frame(cx)
+                    .map_err(|e| Box::new(e) as BoxError)
             }
         }
     }

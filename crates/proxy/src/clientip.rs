@@ -28,10 +28,15 @@ pub fn resolve(peer: IpAddr, headers: &[(String, Vec<u8>)], trusted: &[IpNet]) -
             }
         }
     } else {
-        for (_, v) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("forwarded")) {
+        for (_, v) in headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("forwarded"))
+        {
             for elem in String::from_utf8_lossy(v).split(',') {
                 for pair in elem.split(';') {
-                    let Some((k, val)) = pair.trim().split_once('=') else { continue };
+                    let Some((k, val)) = pair.trim().split_once('=') else {
+                        continue;
+                    };
                     if k.trim().eq_ignore_ascii_case("for") {
                         match parse_ip(val.trim().trim_matches('"')) {
                             Some(ip) => hops.push(ip),
@@ -75,18 +80,32 @@ mod tests {
     fn untrusted_peer_is_client() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: IpAddr = "1.2.3.4".parse().unwrap();
-        assert_eq!(resolve(peer, &[h("X-Forwarded-For", "9.9.9.9")], &trusted), peer);
+        assert_eq!(
+            resolve(peer, &[h("X-Forwarded-For", "9.9.9.9")], &trusted),
+            peer
+        );
     }
 
     #[test]
     fn trusted_chain() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        let r = resolve(peer, &[h("X-Forwarded-For", "6.6.6.6, 5.5.5.5, 10.1.1.1")], &trusted);
+        let r = resolve(
+            peer,
+            &[h("X-Forwarded-For", "6.6.6.6, 5.5.5.5, 10.1.1.1")],
+            &trusted,
+        );
         assert_eq!(r, "5.5.5.5".parse::<IpAddr>().unwrap());
-        let r = resolve(peer, &[h("Forwarded", "for=\"[2001:db8::1]:4711\";proto=https")], &trusted);
+        let r = resolve(
+            peer,
+            &[h("Forwarded", "for=\"[2001:db8::1]:4711\";proto=https")],
+            &trusted,
+        );
         assert_eq!(r, "2001:db8::1".parse::<IpAddr>().unwrap());
-        assert_eq!(resolve(peer, &[h("X-Forwarded-For", "garbage")], &trusted), peer);
+        assert_eq!(
+            resolve(peer, &[h("X-Forwarded-For", "garbage")], &trusted),
+            peer
+        );
         assert_eq!(resolve(peer, &[], &trusted), peer);
     }
 }

@@ -13,7 +13,9 @@ type DemoBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// Serve the demo app on `l` until the task is dropped (HTTP/1.1 and h2c).
 pub async fn serve(l: TcpListener) {
     loop {
-        let Ok((stream, _)) = l.accept().await else { continue };
+        let Ok((stream, _)) = l.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(|req: http::Request<Incoming>| async move {
@@ -34,7 +36,11 @@ async fn respond(req: http::Request<Incoming>) -> http::Response<DemoBody> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
         tokio::spawn(async move {
             for i in 0..5 {
-                if tx.send(Ok(Frame::data(Bytes::from(format!("chunk {i}\n"))))).await.is_err() {
+                if tx
+                    .send(Ok(Frame::data(Bytes::from(format!("chunk {i}\n")))))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -42,18 +48,29 @@ async fn respond(req: http::Request<Incoming>) -> http::Response<DemoBody> {
         });
         return http::Response::new(BodyExt::boxed(ChanBody(rx)));
     }
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if path == "/" && parts.method == http::Method::GET {
         let html = "<!doctype html><title>Palisade demo app</title><h1>Hello from the demo app behind Palisade</h1>\n";
         let mut r = http::Response::new(Full::new(Bytes::from(html)).boxed());
-        r.headers_mut()
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html"),
+        );
         return r;
     }
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let echo = serde_json::json!({
         "method": parts.method.as_str(),
@@ -64,8 +81,10 @@ async fn respond(req: http::Request<Incoming>) -> http::Response<DemoBody> {
         "body": String::from_utf8_lossy(&body[..body.len().min(4096)]),
     });
     let mut r = http::Response::new(Full::new(Bytes::from(echo.to_string())).boxed());
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 

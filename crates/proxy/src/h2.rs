@@ -25,13 +25,19 @@ where
     b.max_header_list_size(limits.max_header_bytes as u32)
         .max_concurrent_streams(256)
         .timer(hyper_util::rt::TokioTimer::new())
-        .keep_alive_interval(Some(std::time::Duration::from_millis(limits.idle_timeout_ms)));
+        .keep_alive_interval(Some(std::time::Duration::from_millis(
+            limits.idle_timeout_ms,
+        )));
     if let Err(e) = b.serve_connection(TokioIo::new(io), svc).await {
         tracing::debug!(error = %e, "h2 connection ended");
     }
 }
 
-async fn one(shared: Arc<Shared>, conn: ConnInfo, req: http::Request<Incoming>) -> http::Response<RespBody> {
+async fn one(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: http::Request<Incoming>,
+) -> http::Response<RespBody> {
     let rt = shared.runtime();
     let (parts, body) = req.into_parts();
     let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(parts.headers.len() + 1);
@@ -47,7 +53,14 @@ async fn one(shared: Arc<Shared>, conn: ConnInfo, req: http::Request<Incoming>) 
         .uri
         .path_and_query()
         .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
-    let head = handler::request_head(&rt, &conn, parts.method.to_string(), target, HttpVersion::Http2, headers);
+    let head = handler::request_head(
+        &rt,
+        &conn,
+        parts.method.to_string(),
+        target,
+        HttpVersion::Http2,
+        headers,
+    );
     let max_body = rt.limits.max_body_bytes;
     let body = ReqBody::incoming(body);
     if body_too_large(&body, max_body) {

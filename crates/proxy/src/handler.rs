@@ -25,7 +25,10 @@ pub fn request_head(
     headers: Vec<(String, Vec<u8>)>,
 ) -> RequestHead {
     // Absolute-form (`http://host/p?q`) is reduced to path and query.
-    let origin = if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    let origin = if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         rest.find('/').map_or("/", |i| &rest[i..])
     } else {
         target.as_str()
@@ -67,8 +70,10 @@ pub async fn handle(shared: &Shared, rt: Arc<Runtime>, head: RequestHead, body: 
 fn local(status: u16, body: String, close: bool) -> Answer {
     let mut resp = Response::new(RespBody::full(body));
     *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::FORBIDDEN);
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     Answer { resp, close }
 }
 
@@ -82,10 +87,17 @@ fn verdict_answer(v: Verdict, ctx: &RequestCtx) -> Answer {
             };
             local(status, body, false)
         }
-        Verdict::Challenge { status, headers, body } => {
+        Verdict::Challenge {
+            status,
+            headers,
+            body,
+        } => {
             let mut a = local(status, body, false);
             for (n, v) in headers {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(n.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
                     a.resp.headers_mut().insert(n, v);
                 }
             }
@@ -170,7 +182,10 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         if is_hop_by_hop(n) || connection_listed.iter().any(|t| t.eq_ignore_ascii_case(n)) {
             continue;
         }
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(v)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(v),
+        ) {
             h.append(n, v);
         }
     }
@@ -227,7 +242,10 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
             }
         }
         let seen = buf.freeze();
-        if let Some(v) = rt.pipeline.response_body(rt, ctx, &seen[..seen.len().min(limit)], truncated) {
+        if let Some(v) =
+            rt.pipeline
+                .response_body(rt, ctx, &seen[..seen.len().min(limit)], truncated)
+        {
             return verdict_answer(v, ctx);
         }
         prefix = Some(seen);
@@ -241,7 +259,10 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         }
         out.headers_mut().append(n.clone(), v.clone());
     }
-    Answer { resp: out, close: false }
+    Answer {
+        resp: out,
+        close: false,
+    }
 }
 
 /// Header names listed in `Connection:` are hop-by-hop too.

@@ -56,7 +56,13 @@ impl Pipeline {
         self.stages.iter().any(|s| s.wants_request_body(ctx))
     }
 
-    pub fn request_body(&self, rt: &Runtime, ctx: &mut RequestCtx, body: &[u8], truncated: bool) -> Option<Verdict> {
+    pub fn request_body(
+        &self,
+        rt: &Runtime,
+        ctx: &mut RequestCtx,
+        body: &[u8],
+        truncated: bool,
+    ) -> Option<Verdict> {
         self.run(rt, ctx, |s, c| s.on_request_body(c, body, truncated))
     }
 
@@ -68,7 +74,13 @@ impl Pipeline {
         self.stages.iter().any(|s| s.wants_response_body(ctx))
     }
 
-    pub fn response_body(&self, rt: &Runtime, ctx: &mut RequestCtx, body: &[u8], truncated: bool) -> Option<Verdict> {
+    pub fn response_body(
+        &self,
+        rt: &Runtime,
+        ctx: &mut RequestCtx,
+        body: &[u8],
+        truncated: bool,
+    ) -> Option<Verdict> {
         self.run(rt, ctx, |s, c| s.on_response_body(c, body, truncated))
     }
 

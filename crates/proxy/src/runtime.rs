@@ -85,7 +85,10 @@ pub struct Runtime {
 
 impl Runtime {
     /// Read, verify and compile a bundle file.
-    pub fn load(path: &std::path::Path, trust: &[ed25519_dalek::VerifyingKey]) -> Result<Runtime, RuntimeError> {
+    pub fn load(
+        path: &std::path::Path,
+        trust: &[ed25519_dalek::VerifyingKey],
+    ) -> Result<Runtime, RuntimeError> {
         let bundle = policy::Bundle::read(path, trust)?;
         Runtime::from_bundle(&bundle)
     }
@@ -109,7 +112,9 @@ impl Runtime {
         let mut upstreams: HashMap<String, Arc<UpstreamRt>> = HashMap::new();
         for (name, u) in &p.upstreams {
             if u.targets.is_empty() {
-                return Err(RuntimeError::Policy(format!("upstream `{name}` has no targets")));
+                return Err(RuntimeError::Policy(format!(
+                    "upstream `{name}` has no targets"
+                )));
             }
             upstreams.insert(
                 name.clone(),
@@ -131,33 +136,27 @@ impl Runtime {
         for r in &p.routes {
             let upstream = upstreams
                 .get(&r.upstream)
-                .ok_or_else(|| RuntimeError::Policy(format!("route `{}`: unknown upstream `{}`", r.name, r.upstream)))?
+                .ok_or_else(|| {
+                    RuntimeError::Policy(format!(
+                        "route `{}`: unknown upstream `{}`",
+                        r.name, r.upstream
+                    ))
+                })?
                 .clone();
             let waf = p.effective_waf(r);
             let mut stage_modes = HashMap::new();
             if waf.enabled {
                 stage_modes.insert("waf", waf.mode);
-                let preamble = waf.seclang_preamble();
-                let key = format!("{preamble}\n{:?}", waf.exclude_rule_ids);
+                let key = format!("{waf:?}");
                 let rs = match compiled.get(&key) {
                     Some(rs) => rs.clone(),
                     None => {
-                        let opts = seclang::LoadOptions {
-                            remove_ids: waf.exclude_rule_ids.clone(),
-                            extra: None,
-                        };
-                        // The policy's WAF settings load first, as a file of
-                        // their own, so CRS initialisation sees them.
-                        let src = Preamble {
-                            base: bundle,
-                            text: preamble,
-                        };
-                        let mut entries = vec![PREAMBLE.to_string()];
-                        entries.extend(rule_files.iter().cloned());
-                        let rs = seclang::RuleSet::load(&src, &entries, &opts)
-                            .map_err(|source| RuntimeError::Rules {
-                                route: r.name.clone(),
-                                source,
+                        let rs =
+                            policy::compile_waf(bundle, &rule_files, &waf).map_err(|source| {
+                                RuntimeError::Rules {
+                                    route: r.name.clone(),
+                                    source,
+                                }
                             })?;
                         rule_count = rule_count.max(rs.rule_count());
                         let rs = Arc::new(rs);
@@ -190,8 +189,12 @@ impl Runtime {
             .collect::<Result<Vec<_>, _>>()?;
         let tls = match &p.server.tls {
             Some(t) => Some(Arc::new(crate::tls::certified_key(
-                bundle.file(&t.cert).ok_or_else(|| RuntimeError::Tls(format!("{} not in bundle", t.cert)))?,
-                bundle.file(&t.key).ok_or_else(|| RuntimeError::Tls(format!("{} not in bundle", t.key)))?,
+                bundle
+                    .file(&t.cert)
+                    .ok_or_else(|| RuntimeError::Tls(format!("{} not in bundle", t.cert)))?,
+                bundle
+                    .file(&t.key)
+                    .ok_or_else(|| RuntimeError::Tls(format!("{} not in bundle", t.key)))?,
             )?)),
             None => None,
         };
@@ -244,26 +247,6 @@ impl Runtime {
             Some(r) => r.stage_modes.get(stage).copied().unwrap_or(r.mode),
             None => Mode::Enforce,
         }
-    }
-}
-
-const PREAMBLE: &str = "palisade-policy-settings.conf";
-
-/// The bundle's files plus the generated settings file.
-struct Preamble<'a> {
-    base: &'a dyn seclang::FileSource,
-    text: String,
-}
-
-impl seclang::FileSource for Preamble<'_> {
-    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
-        if path == PREAMBLE {
-            return Ok(self.text.as_bytes().to_vec());
-        }
-        self.base.read(path)
-    }
-    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
-        self.base.glob(pattern)
     }
 }
 

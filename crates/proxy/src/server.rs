@@ -71,7 +71,10 @@ impl Shared {
     }
 
     pub fn metrics_l7(&self, _what: &'static str) {
-        self.observer.counters.l7_refused.fetch_add(1, Ordering::Relaxed);
+        self.observer
+            .counters
+            .l7_refused
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Swap in a runtime that is already built (tests, `--demo`).
@@ -195,7 +198,8 @@ impl Running {
 
     /// Serve until the process is told to stop (SIGINT/SIGTERM).
     pub async fn wait(self) {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
@@ -331,21 +335,32 @@ async fn serve_conn(
 ) {
     match tls {
         None => {
-            let conn = ConnInfo { peer, local, tls: false };
+            let conn = ConnInfo {
+                peer,
+                local,
+                tls: false,
+            };
             if let Some((pre, io)) = crate::h1::serve(stream, conn.clone(), shared.clone()).await {
                 crate::h2::serve(crate::io::Rewind::new(pre, io), conn, shared).await;
             }
         }
         Some(acceptor) => {
             let timeout = Duration::from_millis(shared.runtime().limits.header_read_timeout_ms);
-            let Ok(Ok(tls_stream)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await else {
+            let Ok(Ok(tls_stream)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await
+            else {
                 return;
             };
-            let conn = ConnInfo { peer, local, tls: true };
+            let conn = ConnInfo {
+                peer,
+                local,
+                tls: true,
+            };
             let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
             if h2 {
                 crate::h2::serve(tls_stream, conn, shared).await;
-            } else if let Some((pre, io)) = crate::h1::serve(tls_stream, conn.clone(), shared.clone()).await {
+            } else if let Some((pre, io)) =
+                crate::h1::serve(tls_stream, conn.clone(), shared.clone()).await
+            {
                 crate::h2::serve(crate::io::Rewind::new(pre, io), conn, shared).await;
             }
         }

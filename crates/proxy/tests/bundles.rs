@@ -8,13 +8,26 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-fn two_bundles(up: std::net::SocketAddr) -> (std::path::PathBuf, ed25519_dalek::VerifyingKey, (String, std::path::PathBuf), (String, std::path::PathBuf)) {
+fn two_bundles(
+    up: std::net::SocketAddr,
+) -> (
+    std::path::PathBuf,
+    ed25519_dalek::VerifyingKey,
+    (String, std::path::PathBuf),
+    (String, std::path::PathBuf),
+) {
     let (k, v) = key();
     let out = tempdir("bundles");
     let a = tempdir("pa");
-    write_policy(&a, &policy_yaml(up, "policy-a", "server:\n  digest_header: true\n"));
+    write_policy(
+        &a,
+        &policy_yaml(up, "policy-a", "server:\n  digest_header: true\n"),
+    );
     let b = tempdir("pb");
-    write_policy(&b, &policy_yaml(up, "policy-b", "server:\n  digest_header: true\n"));
+    write_policy(
+        &b,
+        &policy_yaml(up, "policy-b", "server:\n  digest_header: true\n"),
+    );
     let ba = build(&a, &out, &k);
     let bb = build(&b, &out, &k);
     assert_ne!(ba.0, bb.0);
@@ -68,7 +81,10 @@ async fn build_verify_serve_and_refuse_tampering() {
         proxy::ServeOptions {
             listen: Some("127.0.0.1:0".parse().unwrap()),
             admin: Some("127.0.0.1:0".parse().unwrap()),
-            source: Some(proxy::BundleSource { path: link.clone(), trust: vec![v] }),
+            source: Some(proxy::BundleSource {
+                path: link.clone(),
+                trust: vec![v],
+            }),
             watch: Some(Duration::from_millis(50)),
             ..Default::default()
         },
@@ -81,7 +97,12 @@ async fn build_verify_serve_and_refuse_tampering() {
     assert_eq!(st.json()["digest"], da.as_str());
     assert_eq!(st.json()["policy"], "policy-a");
     // The admin port changes nothing.
-    let r = raw(admin, b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
+    let r = raw(
+        admin,
+        b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 405);
 
     // A tampered bundle pushed to the node is refused; the old one keeps serving.
@@ -106,7 +127,10 @@ async fn swap_under_load_then_roll_back() {
         proxy::Runtime::load(&link, &[v]).unwrap(),
         proxy::ServeOptions {
             listen: Some("127.0.0.1:0".parse().unwrap()),
-            source: Some(proxy::BundleSource { path: link.clone(), trust: vec![v] }),
+            source: Some(proxy::BundleSource {
+                path: link.clone(),
+                trust: vec![v],
+            }),
             watch: Some(Duration::from_millis(20)),
             ..Default::default()
         },
@@ -121,13 +145,23 @@ async fn swap_under_load_then_roll_back() {
     let seen_b = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..4 {
-        let (ok, seen_a, seen_b, da, db) = (ok.clone(), seen_a.clone(), seen_b.clone(), da.clone(), db.clone());
+        let (ok, seen_a, seen_b, da, db) = (
+            ok.clone(),
+            seen_a.clone(),
+            seen_b.clone(),
+            da.clone(),
+            db.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
             let mut buf = Vec::new();
             for i in 0..600 {
-                c.write_all(format!("GET /load/{t}/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
-                let r = read_response(&mut c, &mut buf).await.expect("request failed during swap");
+                c.write_all(format!("GET /load/{t}/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                let r = read_response(&mut c, &mut buf)
+                    .await
+                    .expect("request failed during swap");
                 assert_eq!(r.status, 200);
                 let d = r.header("x-palisade-digest").unwrap_or_default();
                 if d == da {
@@ -148,7 +182,10 @@ async fn swap_under_load_then_roll_back() {
         t.await.unwrap();
     }
     assert_eq!(ok.load(Ordering::Relaxed), 2400, "every request succeeded");
-    assert!(seen_a.load(Ordering::Relaxed) > 0 && seen_b.load(Ordering::Relaxed) > 0, "both policies served");
+    assert!(
+        seen_a.load(Ordering::Relaxed) > 0 && seen_b.load(Ordering::Relaxed) > 0,
+        "both policies served"
+    );
     wait_digest(addr, &db).await;
 
     // Roll back by pointing at the earlier digest's bundle.

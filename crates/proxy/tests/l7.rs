@@ -42,15 +42,32 @@ async fn size_limits() {
     let s = server().await;
     let a = s.http.unwrap();
     let many: String = (0..25).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let r = raw(a, format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()).await.unwrap();
+    let r = raw(
+        a,
+        format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 431);
     let big = "v".repeat(5000);
-    let r = raw(a, format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes()).await.unwrap();
+    let r = raw(
+        a,
+        format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 431);
-    let r = raw(a, &get(&format!("/{}", "u".repeat(300)))).await.unwrap();
+    let r = raw(a, &get(&format!("/{}", "u".repeat(300))))
+        .await
+        .unwrap();
     assert_eq!(r.status, 414);
     let body = "b".repeat(2000);
-    let r = raw(a, format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{body}").as_bytes()).await.unwrap();
+    let r = raw(
+        a,
+        format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{body}").as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 413);
     let r = raw(a, format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{body}\r\n0\r\n\r\n").as_bytes())
         .await
@@ -71,16 +88,25 @@ async fn slow_header_slow_body_idle() {
     assert_eq!(r.unwrap().status, 408);
     assert!(closed);
     // Slow POST: the body stops arriving.
-    let (r, closed) = raw_then_closed(a, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").await;
+    let (r, closed) = raw_then_closed(
+        a,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+    )
+    .await;
     assert_eq!(r.unwrap().status, 408);
     assert!(closed);
     // Idle keep-alive connection is closed after the idle timeout.
     let mut c = tokio::net::TcpStream::connect(a).await.unwrap();
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     assert_eq!(read_response(&mut c, &mut buf).await.unwrap().status, 200);
     let mut tmp = [0u8; 8];
-    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut tmp)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut tmp))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0, "idle connection was not closed");
     s.stop();
 }
@@ -101,11 +127,18 @@ async fn per_ip_connection_cap() {
     let mut c3 = tokio::net::TcpStream::connect(a).await.unwrap();
     let _ = c3.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut tmp = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), c3.read(&mut tmp)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(5), c3.read(&mut tmp))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0, "third connection from one IP was served");
     drop(_c1);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(raw(a, &get("/")).await.unwrap().status, 200, "slot freed after close");
+    assert_eq!(
+        raw(a, &get("/")).await.unwrap().status,
+        200,
+        "slot freed after close"
+    );
     s.stop();
 }
 
@@ -124,7 +157,10 @@ async fn global_connection_cap() {
     let mut c2 = tokio::net::TcpStream::connect(a).await.unwrap();
     let _ = c2.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut tmp = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), c2.read(&mut tmp)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(5), c2.read(&mut tmp))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0);
     s.stop();
 }

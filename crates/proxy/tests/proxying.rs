@@ -41,7 +41,9 @@ async fn get_post_keepalive_streaming() {
     let mut c = tokio::net::TcpStream::connect(a).await.unwrap();
     let mut buf = Vec::new();
     for i in 0..2 {
-        c.write_all(format!("GET /k{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        c.write_all(format!("GET /k{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let r = read_response(&mut c, &mut buf).await.unwrap();
         assert_eq!(r.json()["uri"], format!("/k{i}"));
     }
@@ -56,15 +58,24 @@ async fn get_post_keepalive_streaming() {
 #[tokio::test]
 async fn large_streaming_upload() {
     let up = upstream().await;
-    let s = serve_yaml(&policy_yaml(up, "big", "limits:\n  max_body_bytes: 20000000\n")).await;
+    let s = serve_yaml(&policy_yaml(
+        up,
+        "big",
+        "limits:\n  max_body_bytes: 20000000\n",
+    ))
+    .await;
     let a = s.http.unwrap();
     let mut c = tokio::net::TcpStream::connect(a).await.unwrap();
-    c.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    c.write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let chunk = vec![b'z'; 64 * 1024];
     for _ in 0..80 {
-        c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
         c.write_all(&chunk).await.unwrap();
         c.write_all(b"\r\n").await.unwrap();
     }
@@ -79,9 +90,10 @@ async fn h2_get<IO>(io: IO, authority: &str) -> (u16, serde_json::Value)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = http::Request::get(format!("https://{authority}/h2?x=1"))
         .body(Empty::<Bytes>::new())
@@ -96,7 +108,9 @@ where
 async fn http2_cleartext_prior_knowledge() {
     let up = upstream().await;
     let s = serve_yaml(&policy_yaml(up, "h2c", "")).await;
-    let c = tokio::net::TcpStream::connect(s.http.unwrap()).await.unwrap();
+    let c = tokio::net::TcpStream::connect(s.http.unwrap())
+        .await
+        .unwrap();
     let (status, j) = h2_get(c, "shop.example.com").await;
     assert_eq!(status, 200);
     assert_eq!(j["uri"], "/h2?x=1");
@@ -111,13 +125,20 @@ fn tls_policy_dir(up: std::net::SocketAddr) -> std::path::PathBuf {
     std::fs::copy(fx.join("key.pem"), dir.join("tls/key.pem")).unwrap();
     write_policy(
         &dir,
-        &policy_yaml(up, "tls", "server:\n  tls:\n    cert: tls/cert.pem\n    key: tls/key.pem\n"),
+        &policy_yaml(
+            up,
+            "tls",
+            "server:\n  tls:\n    cert: tls/cert.pem\n    key: tls/key.pem\n",
+        ),
     );
     dir
 }
 
 fn tls_client(alpn: &[u8]) -> tokio_rustls::TlsConnector {
-    let pem = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cert.pem")).unwrap();
+    let pem = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cert.pem"),
+    )
+    .unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut &pem[..]) {
         roots.add(c.unwrap()).unwrap();
@@ -152,7 +173,10 @@ async fn tls_http11_and_h2() {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
 
     let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
-    let mut tls = tls_client(b"http/1.1").connect(name.clone(), tcp).await.unwrap();
+    let mut tls = tls_client(b"http/1.1")
+        .connect(name.clone(), tcp)
+        .await
+        .unwrap();
     tls.write_all(&get("/over-tls")).await.unwrap();
     let mut out = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut out).await;
@@ -192,7 +216,14 @@ async fn tls_listener_without_cert_is_refused() {
 async fn client_ip_seen(trusted: &str, xff: &str) -> (String, String) {
     let up = upstream().await;
     let dir = tempdir("xff");
-    write_policy(&dir, &policy_yaml(up, "xff", &format!("server:\n  trusted_proxies: [{trusted}]\n")));
+    write_policy(
+        &dir,
+        &policy_yaml(
+            up,
+            "xff",
+            &format!("server:\n  trusted_proxies: [{trusted}]\n"),
+        ),
+    );
     let (k, _) = key();
     let (b, _) = policy::build(&dir, &k).unwrap();
     let events = dir.join("events.jsonl");
@@ -208,7 +239,10 @@ async fn client_ip_seen(trusted: &str, xff: &str) -> (String, String) {
     .unwrap();
     let r = raw(
         s.http.unwrap(),
-        format!("GET /ip HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {xff}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "GET /ip HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {xff}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();

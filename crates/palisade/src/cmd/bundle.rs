@@ -37,6 +37,10 @@ pub fn verify(bundle: &Path, pubkeys: &[PathBuf]) -> Result<ExitCode> {
 
 pub fn keygen(prefix: &Path) -> Result<ExitCode> {
     policy::keygen(prefix)?;
-    println!("{}.key (secret, keep it out of git)\n{}.pub", prefix.display(), prefix.display());
+    println!(
+        "{}.key (secret, keep it out of git)\n{}.pub",
+        prefix.display(),
+        prefix.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -81,7 +81,10 @@ waf:
     let albedo_addr = albedo.local_addr()?;
     let albedo_task = tokio::spawn(ftw::albedo::serve(albedo));
     let rt = super::serve::build_dev(&work)?.with_upstream(&albedo_addr.to_string());
-    let alert_log = a.alert_log.clone().unwrap_or_else(|| work.join("alerts.log"));
+    let alert_log = a
+        .alert_log
+        .clone()
+        .unwrap_or_else(|| work.join("alerts.log"));
     let running = proxy::start(
         rt,
         proxy::ServeOptions {
@@ -92,7 +95,8 @@ waf:
     )
     .await?;
     let overrides = a.overrides.clone().or_else(|| {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/palisade-overrides.yaml");
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../conformance/palisade-overrides.yaml");
         p.exists().then_some(p)
     });
     let opts = ftw::RunOptions {
@@ -112,9 +116,17 @@ waf:
     report.print(&mut std::io::stdout())?;
     let _ = std::fs::remove_dir_all(&work);
     let total = report.passed + report.failed;
-    let rate = if total == 0 { 0.0 } else { report.passed as f64 / total as f64 };
+    let rate = if total == 0 {
+        0.0
+    } else {
+        report.passed as f64 / total as f64
+    };
     if total == 0 || rate < a.min_pass_rate {
-        eprintln!("pass rate {:.2}% is below the required {:.2}%", rate * 100.0, a.min_pass_rate * 100.0);
+        eprintln!(
+            "pass rate {:.2}% is below the required {:.2}%",
+            rate * 100.0,
+            a.min_pass_rate * 100.0
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -46,7 +46,8 @@ pub struct Args {
 /// Build a policy directory in memory, signed with a throwaway key.
 pub fn build_dev(dir: &Path) -> Result<proxy::Runtime> {
     let key = policy::generate_signing_key()?;
-    let (bundle, _) = policy::build(dir, &key).with_context(|| format!("building {}", dir.display()))?;
+    let (bundle, _) =
+        policy::build(dir, &key).with_context(|| format!("building {}", dir.display()))?;
     Ok(proxy::Runtime::from_bundle(&bundle)?)
 }
 
@@ -68,7 +69,9 @@ pub async fn run(a: Args) -> Result<ExitCode> {
             }),
         )
     } else if let Some(dir) = &a.policy {
-        tracing::warn!("--policy builds with a throwaway key: use `build` + `serve --bundle` in production");
+        tracing::warn!(
+            "--policy builds with a throwaway key: use `build` + `serve --bundle` in production"
+        );
         (build_dev(dir)?, None)
     } else if a.demo {
         let (rt, upstream) = super::demo::prepare().await?;
@@ -95,7 +98,10 @@ pub async fn run(a: Args) -> Result<ExitCode> {
     )
     .await?;
     let http = running.http.map(|a| a.to_string()).unwrap_or_default();
-    eprintln!("palisade {} serving bundle {digest}", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "palisade {} serving bundle {digest}",
+        env!("CARGO_PKG_VERSION")
+    );
     eprintln!("  proxy:  http://{http}/");
     if let Some(t) = running.https {
         eprintln!("  tls:    https://{t}/");
@@ -106,11 +112,18 @@ pub async fn run(a: Args) -> Result<ExitCode> {
     if let Some(up) = demo_note {
         eprintln!("  demo app (upstream): http://{up}/");
         eprintln!("try:");
-        eprintln!("  curl -i http://{http}/                                # proxied to the demo app");
+        eprintln!(
+            "  curl -i http://{http}/                                # proxied to the demo app"
+        );
         eprintln!("  curl -i 'http://{http}/search?q=shoes'                # benign: 200");
-        eprintln!("  curl -i \"http://{http}/?id=1'%20OR%20'1'='1\"           # SQL injection: 403");
+        eprintln!(
+            "  curl -i \"http://{http}/?id=1'%20OR%20'1'='1\"           # SQL injection: 403"
+        );
         eprintln!("  curl -i 'http://{http}/?q=<script>alert(1)</script>'  # XSS: 403");
-        eprintln!("  curl -s http://{}/status", running.admin.map(|a| a.to_string()).unwrap_or_default());
+        eprintln!(
+            "  curl -s http://{}/status",
+            running.admin.map(|a| a.to_string()).unwrap_or_default()
+        );
     }
     running.wait().await;
     Ok(ExitCode::SUCCESS)

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub async fn get(admin: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut s = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::TcpStream::connect(admin))
-        .await
-        .context("timed out connecting to the admin port")?
-        .with_context(|| format!("connecting to {admin}"))?;
+    let mut s = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(admin),
+    )
+    .await
+    .context("timed out connecting to the admin port")?
+    .with_context(|| format!("connecting to {admin}"))?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes())
         .await?;
     let mut buf = Vec::new();

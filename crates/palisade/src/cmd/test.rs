@@ -66,5 +66,9 @@ pub async fn run(dir: &Path) -> Result<ExitCode> {
     running.stop();
     up.abort();
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -150,7 +150,11 @@ impl BodyReader {
         Ok(b)
     }
 
-    async fn fill<R: AsyncRead + Unpin>(&self, rd: &mut R, buf: &mut BytesMut) -> Result<(), ClientBodyError> {
+    async fn fill<R: AsyncRead + Unpin>(
+        &self,
+        rd: &mut R,
+        buf: &mut BytesMut,
+    ) -> Result<(), ClientBodyError> {
         let elapsed = self.started.elapsed();
         if elapsed > self.limits.grace && self.limits.min_rate > 0 {
             let rate = self.total as f64 / elapsed.as_secs_f64();
@@ -191,7 +195,9 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, ClientBodyError> {
         n = n * 16 + u64::from(d);
     }
     if line.iter().any(|&b| b == b'\n' || b == b'\r') {
-        return Err(ClientBodyError::BadChunk("bare line break in chunk size line"));
+        return Err(ClientBodyError::BadChunk(
+            "bare line break in chunk size line",
+        ));
     }
     Ok(n)
 }
@@ -222,9 +228,12 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_ok() {
-        let out = read_all(Framing::Chunked, b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-T: 1\r\n\r\n")
-            .await
-            .unwrap();
+        let out = read_all(
+            Framing::Chunked,
+            b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+        )
+        .await
+        .unwrap();
         assert_eq!(out, b"hello world");
     }
 
@@ -246,7 +255,10 @@ mod tests {
 
     #[tokio::test]
     async fn length_and_limits() {
-        assert_eq!(read_all(Framing::Length(3), b"abcdef").await.unwrap(), b"abc");
+        assert_eq!(
+            read_all(Framing::Length(3), b"abcdef").await.unwrap(),
+            b"abc"
+        );
         assert_eq!(
             read_all(Framing::Length(5), b"abc").await.unwrap_err(),
             ClientBodyError::Incomplete

@@ -145,7 +145,10 @@ pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError>
             let v = trim(value);
             if v.eq_ignore_ascii_case(b"chunked") {
                 chunked = true;
-            } else if v.split(|&b| b == b',').any(|c| trim(c).eq_ignore_ascii_case(b"chunked")) {
+            } else if v
+                .split(|&b| b == b',')
+                .any(|c| trim(c).eq_ignore_ascii_case(b"chunked"))
+            {
                 // `gzip, chunked` is legal HTTP, but we do not decode codings
                 // and forwarding them invites disagreement with the upstream.
                 return Err(HeadError::TransferCoding);
@@ -169,7 +172,9 @@ pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError>
         headers.push((name.to_string(), value.to_vec()));
     }
     if te_seen && content_length.is_some() {
-        return Err(HeadError::Smuggling("both Content-Length and Transfer-Encoding"));
+        return Err(HeadError::Smuggling(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     if te_seen && version == HttpVersion::Http10 {
         return Err(HeadError::Smuggling("Transfer-Encoding in HTTP/1.0"));
@@ -211,8 +216,14 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -232,7 +243,9 @@ mod tests {
 
     #[test]
     fn plain_get() {
-        let h = p("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n").unwrap().unwrap();
+        let h = p("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.method, "GET");
         assert_eq!(h.target, "/a?b=1");
         assert_eq!(h.framing, Framing::None);
@@ -273,26 +286,52 @@ mod tests {
     #[test]
     fn limits() {
         let many: String = (0..11).map(|i| format!("X-{i}: 1\r\n")).collect();
-        assert_eq!(p(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(), HeadError::TooManyHeaders);
+        assert_eq!(
+            p(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
+            HeadError::TooManyHeaders
+        );
         let long = "a".repeat(200);
-        assert_eq!(p(&format!("GET /{long} HTTP/1.1\r\n\r\n")).unwrap_err(), HeadError::UriTooLong);
+        assert_eq!(
+            p(&format!("GET /{long} HTTP/1.1\r\n\r\n")).unwrap_err(),
+            HeadError::UriTooLong
+        );
         let big = "b".repeat(2000);
-        assert_eq!(p(&format!("GET / HTTP/1.1\r\nX: {big}\r\n\r\n")).unwrap_err(), HeadError::HeadTooLarge);
-        assert_eq!(p(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(1100))).unwrap_err(), HeadError::UriTooLong);
+        assert_eq!(
+            p(&format!("GET / HTTP/1.1\r\nX: {big}\r\n\r\n")).unwrap_err(),
+            HeadError::HeadTooLarge
+        );
+        assert_eq!(
+            p(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(1100))).unwrap_err(),
+            HeadError::UriTooLong
+        );
     }
 
     #[test]
     fn keep_alive_rules() {
         assert!(!p("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(p("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(!p("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(
+            p("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !p("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
     }
 
     #[test]
     fn framing() {
-        let h = p("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap().unwrap();
+        let h = p("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.framing, Framing::Length(12));
-        let h = p("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap().unwrap();
+        let h = p("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.framing, Framing::Chunked);
     }
 }

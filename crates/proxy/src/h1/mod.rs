@@ -22,7 +22,11 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serve one plaintext-or-TLS HTTP/1 connection until it closes.
 /// Returns the buffered bytes and the stream if the client turned out to speak h2c.
-pub async fn serve<IO>(mut io: IO, conn: ConnInfo, shared: Arc<Shared>) -> Option<(bytes::Bytes, IO)>
+pub async fn serve<IO>(
+    mut io: IO,
+    conn: ConnInfo,
+    shared: Arc<Shared>,
+) -> Option<(bytes::Bytes, IO)>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -49,7 +53,10 @@ where
                 _ => return None,
             }
         }
-        if first && buf.len() >= 3 && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())]) {
+        if first
+            && buf.len() >= 3
+            && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())])
+        {
             // Might be h2c: read the full preface before deciding.
             while buf.len() < H2_PREFACE.len() {
                 match tokio::time::timeout(idle, io.read_buf(&mut buf)).await {
@@ -117,15 +124,25 @@ where
                 return None;
             }
         }
-        if head.expect_continue && head.framing != Framing::None && head.version == HttpVersion::Http11 {
-            if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+        if head.expect_continue
+            && head.framing != Framing::None
+            && head.version == HttpVersion::Http11
+        {
+            if io
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+            {
                 return None;
             }
         }
 
         let mut reader = BodyReader::new(head.framing, body_limits);
         let (answer, body_complete) = if head.framing == Framing::None {
-            (handler::handle(&shared, rt.clone(), req, ReqBody::empty()).await, true)
+            (
+                handler::handle(&shared, rt.clone(), req, ReqBody::empty()).await,
+                true,
+            )
         } else {
             let exact = match head.framing {
                 Framing::Length(n) => Some(n),
@@ -162,7 +179,9 @@ where
             if pumped.is_none() {
                 // The handler is done; the rest of the body is either already
                 // in flight or unwanted. Give it a moment, else close.
-                pumped = tokio::time::timeout(Duration::from_millis(100), &mut pump).await.ok();
+                pumped = tokio::time::timeout(Duration::from_millis(100), &mut pump)
+                    .await
+                    .ok();
             }
             (answer, pumped == Some(true))
         };
@@ -179,7 +198,11 @@ where
 }
 
 /// A short local response, always closing the connection.
-pub async fn write_simple<W: AsyncWrite + Unpin>(w: &mut W, status: u16, body: &str) -> std::io::Result<()> {
+pub async fn write_simple<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    status: u16,
+    body: &str,
+) -> std::io::Result<()> {
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())

@@ -33,7 +33,11 @@ impl Stage for L7Stage {
             return Verdict::deny(431, "request head too large");
         }
         if let Some(cl) = req.header_str("content-length") {
-            if cl.trim().parse::<u64>().map_or(true, |n| n > self.limits.max_body_bytes) {
+            if cl
+                .trim()
+                .parse::<u64>()
+                .map_or(true, |n| n > self.limits.max_body_bytes)
+            {
                 return Verdict::deny(413, "request body too large");
             }
         }

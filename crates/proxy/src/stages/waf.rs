@@ -24,7 +24,11 @@ fn verdict(iv: Option<Intervention>) -> Verdict {
         None => Verdict::Allow,
         Some(iv) => match iv.redirect {
             Some(url) => Verdict::Challenge {
-                status: if (300..400).contains(&iv.status) { iv.status } else { 302 },
+                status: if (300..400).contains(&iv.status) {
+                    iv.status
+                } else {
+                    302
+                },
                 headers: vec![("Location".into(), url)],
                 body: String::new(),
             },
@@ -52,7 +56,8 @@ impl Stage for WafStage {
     }
 
     fn wants_request_body(&self, ctx: &RequestCtx) -> bool {
-        ctx.get::<Transaction>(SLOT).is_some_and(|tx| tx.wants_request_body())
+        ctx.get::<Transaction>(SLOT)
+            .is_some_and(|tx| tx.wants_request_body())
     }
 
     fn on_request_body(&self, ctx: &mut RequestCtx, body: &[u8], truncated: bool) -> Verdict {
@@ -74,7 +79,8 @@ impl Stage for WafStage {
     }
 
     fn wants_response_body(&self, ctx: &RequestCtx) -> bool {
-        ctx.get::<Transaction>(SLOT).is_some_and(|tx| tx.wants_response_body())
+        ctx.get::<Transaction>(SLOT)
+            .is_some_and(|tx| tx.wants_response_body())
     }
 
     fn on_response_body(&self, ctx: &mut RequestCtx, body: &[u8], truncated: bool) -> Verdict {

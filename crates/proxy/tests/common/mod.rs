@@ -101,10 +101,20 @@ pub async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Resp>
             let headers: Vec<(String, String)> = r
                 .headers
                 .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             buf.drain(..n);
-            let get = |k: &str| headers.iter().find(|(a, _)| a.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+            let get = |k: &str| {
+                headers
+                    .iter()
+                    .find(|(a, _)| a.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.clone())
+            };
             let body = if let Some(cl) = get("content-length") {
                 let cl: usize = cl.trim().parse().unwrap();
                 while buf.len() < cl {
@@ -130,7 +140,8 @@ pub async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Resp>
                         }
                         buf.extend_from_slice(&tmp[..n]);
                     };
-                    let size = usize::from_str_radix(std::str::from_utf8(&buf[..pos]).ok()?, 16).ok()?;
+                    let size =
+                        usize::from_str_radix(std::str::from_utf8(&buf[..pos]).ok()?, 16).ok()?;
                     while buf.len() < pos + 2 + size + 2 {
                         let mut tmp = [0u8; 65536];
                         let n = tokio::time::timeout(t, s.read(&mut tmp)).await.ok()?.ok()?;
@@ -152,7 +163,11 @@ pub async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Resp>
                 let _ = tokio::time::timeout(t, s.read_to_end(buf)).await;
                 std::mem::take(buf)
             };
-            return Some(Resp { status, headers, body });
+            return Some(Resp {
+                status,
+                headers,
+                body,
+            });
         }
         let mut tmp = [0u8; 65536];
         let n = tokio::time::timeout(t, s.read(&mut tmp)).await.ok()?.ok()?;
@@ -186,5 +201,6 @@ pub async fn raw_then_closed(addr: SocketAddr, req: &[u8]) -> (Option<Resp>, boo
 }
 
 pub fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n").into_bytes()
+    format!("GET {path} HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n")
+        .into_bytes()
 }
