@@ -463,3 +463,71 @@ async fn albedo_over_tcp_keepalive() {
     );
     task.abort();
 }
+
+#[test]
+fn run_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let opts = RunOptions {
+        tests_dir: PathBuf::new(),
+        target: "127.0.0.1:1".parse().unwrap(),
+        alert_log: PathBuf::new(),
+        include: None,
+        exclude: None,
+        overrides: None,
+        show_failures: false,
+        progress: false,
+    };
+    let fut = run(&opts);
+    assert_send(&fut);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let srv = albedo::serve(TcpListener::from_std(l).unwrap());
+    assert_send(&srv);
+}
+
+/// The whole CRS suite against the fake WAF: exercises every request the
+/// suite builds over real sockets (most log expectations fail, of course).
+/// `cargo test -p ftw -- --ignored --nocapture whole_suite`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn whole_suite_against_fake_waf() {
+    let dir = Path::new(CRS_TESTS);
+    if !dir.is_dir() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("ftw-suite-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let log = tmp.join("alerts.log");
+    let albedo_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let albedo_addr = albedo_l.local_addr().unwrap();
+    tokio::spawn(albedo::serve(albedo_l));
+    let waf_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let waf_addr = waf_l.local_addr().unwrap();
+    tokio::spawn(fake_waf(waf_l, albedo_addr, log.clone()));
+    let opts = RunOptions {
+        tests_dir: dir.to_path_buf(),
+        target: waf_addr,
+        alert_log: log,
+        include: std::env::var("FTW_INCLUDE")
+            .ok()
+            .map(|s| regex::Regex::new(&s).unwrap()),
+        exclude: None,
+        overrides: Some(PathBuf::from(
+            "/work/shared/crs/tests/regression/coraza-overrides.yaml",
+        )),
+        show_failures: true,
+        progress: true,
+    };
+    let t = std::time::Instant::now();
+    let report = run(&opts).await.unwrap();
+    let mut out = Vec::new();
+    report.print(&mut out).unwrap();
+    eprintln!("{}\n{:?}", String::from_utf8_lossy(&out), t.elapsed());
+    assert_eq!(report.passed + report.failed + report.skipped, 5003);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
