@@ -26,10 +26,19 @@ pub const DEFAULT_DEPTH_LIMIT: usize = 10_000;
 pub enum JsonError {
     #[error("JSON depth limit exceeded")]
     DepthLimit,
+    /// More values than [`JsonConfig::max_args`] (SecArgumentsLimit).
+    #[error("JSON arguments limit exceeded")]
+    TooManyArgs,
     #[error("lexical error: {message} (at offset {offset})")]
-    Lexical { message: &'static str, offset: usize },
+    Lexical {
+        message: &'static str,
+        offset: usize,
+    },
     #[error("parse error: {message} (at offset {offset})")]
-    Parse { message: &'static str, offset: usize },
+    Parse {
+        message: &'static str,
+        offset: usize,
+    },
 }
 
 /// Flattened (name, value) pairs, in document order.
@@ -42,11 +51,42 @@ pub fn parse(body: &[u8]) -> Result<Args, JsonError> {
 
 /// Parses with the given depth limit.
 pub fn parse_with_limit(body: &[u8], depth_limit: usize) -> Result<Args, JsonError> {
+    parse_with(
+        body,
+        &JsonConfig {
+            depth_limit,
+            max_args: None,
+        },
+    )
+}
+
+/// Processor settings.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonConfig {
+    /// SecRequestBodyJsonDepthLimit.
+    pub depth_limit: usize,
+    /// SecArgumentsLimit: more values than this is an error, as in
+    /// ModSecurity (which aborts the parse). `None`: no limit.
+    pub max_args: Option<usize>,
+}
+
+impl Default for JsonConfig {
+    fn default() -> Self {
+        JsonConfig {
+            depth_limit: DEFAULT_DEPTH_LIMIT,
+            max_args: None,
+        }
+    }
+}
+
+/// Parses with the given settings.
+pub fn parse_with(body: &[u8], config: &JsonConfig) -> Result<Args, JsonError> {
     let mut names = Names {
         prefix: None,
         key: None,
         depth: 0,
-        limit: depth_limit,
+        limit: config.depth_limit,
+        max_args: config.max_args,
         out: Vec::new(),
     };
     Lexer { s: body, pos: 0 }.run(&mut names)?;
@@ -59,6 +99,7 @@ struct Names {
     key: Option<Vec<u8>>,
     depth: usize,
     limit: usize,
+    max_args: Option<usize>,
     out: Args,
 }
 
@@ -71,13 +112,17 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 impl Names {
-    fn add(&mut self, value: Vec<u8>) {
+    fn add(&mut self, value: Vec<u8>) -> Result<(), JsonError> {
+        if self.max_args.is_some_and(|max| self.out.len() >= max) {
+            return Err(JsonError::TooManyArgs);
+        }
         let key = self.key.get_or_insert_with(Vec::new);
         let name = match &self.prefix {
             Some(p) => join(p, key),
             None => key.clone(),
         };
         self.out.push((name, value));
+        Ok(())
     }
 
     fn map_key(&mut self, key: Vec<u8>) {
@@ -93,23 +138,27 @@ impl Names {
     }
 
     fn start_array(&mut self) -> Result<(), JsonError> {
-        match (&self.prefix, &self.key) {
+        match (&mut self.prefix, &self.key) {
             (None, None) => {
                 self.prefix = Some(b"array".to_vec());
                 self.key = Some(b"array".to_vec());
             }
-            (Some(p), k) => self.prefix = Some(join(p, k.as_deref().unwrap_or(b""))),
+            (Some(p), k) => {
+                p.push(b'.');
+                p.extend_from_slice(k.as_deref().unwrap_or(b""));
+            }
             (None, Some(k)) => self.prefix = Some(k.clone()),
         }
         self.deeper()
     }
 
     fn end_array(&mut self) {
-        let Some(p) = self.prefix.take() else {
+        let Some(mut p) = self.prefix.take() else {
             return;
         };
         if let Some(dot) = p.iter().rposition(|&c| c == b'.') {
-            self.prefix = Some(p[..dot].to_vec());
+            p.truncate(dot);
+            self.prefix = Some(p);
         }
         self.depth = self.depth.saturating_sub(1);
     }
@@ -119,21 +168,25 @@ impl Names {
         let Some(k) = &self.key else {
             return Ok(());
         };
-        self.prefix = Some(match &self.prefix {
-            Some(p) => join(p, k),
-            None => k.clone(),
-        });
+        match &mut self.prefix {
+            Some(p) => {
+                p.push(b'.');
+                p.extend_from_slice(k);
+            }
+            None => self.prefix = Some(k.clone()),
+        }
         self.deeper()
     }
 
     fn end_map(&mut self) {
-        let Some(p) = self.prefix.take() else {
+        let Some(mut p) = self.prefix.take() else {
             return;
         };
         match p.iter().rposition(|&c| c == b'.') {
             Some(dot) => {
                 self.key = Some(p[dot + 1..].to_vec());
-                self.prefix = Some(p[..dot].to_vec());
+                p.truncate(dot);
+                self.prefix = Some(p);
             }
             None => self.key = Some(p),
         }
@@ -222,12 +275,12 @@ impl Lexer<'_> {
                         }
                         b'"' => {
                             let v = self.string()?;
-                            names.add(v);
+                            names.add(v)?;
                             state = State::AfterValue;
                         }
                         b'-' | b'0'..=b'9' => {
                             let v = self.number()?;
-                            names.add(v.to_vec());
+                            names.add(v.to_vec())?;
                             state = State::AfterValue;
                         }
                         b't' | b'f' | b'n' => {
@@ -243,11 +296,14 @@ impl Lexer<'_> {
                             } else {
                                 return Err(lexical("invalid string in json text", self.pos));
                             };
-                            names.add(v.to_vec());
+                            names.add(v.to_vec())?;
                             state = State::AfterValue;
                         }
                         b']' | b'}' | b',' | b':' => {
-                            return Err(parse_err("unallowed token at this point in JSON text", self.pos))
+                            return Err(parse_err(
+                                "unallowed token at this point in JSON text",
+                                self.pos,
+                            ))
                         }
                         _ => return Err(lexical("invalid char in json text", self.pos)),
                     }

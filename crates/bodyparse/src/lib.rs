@@ -10,7 +10,7 @@ pub mod json;
 pub mod multipart;
 pub mod xml;
 
-pub use json::{parse as parse_json, JsonError, DEFAULT_DEPTH_LIMIT};
+pub use json::{parse as parse_json, JsonConfig, JsonError, DEFAULT_DEPTH_LIMIT};
 pub use multipart::{
     parse as parse_multipart, Flags as MultipartFlags, Multipart, MultipartConfig, MultipartError,
     Part, PartKind,

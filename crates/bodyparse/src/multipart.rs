@@ -645,7 +645,10 @@ impl Parser {
         }
         let name = &line[..colon];
         let rest = &line[colon + 1..];
-        let ws = rest.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+        let ws = rest
+            .iter()
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count();
         let value = strip_line_end(&rest[ws..]);
         if part
             .headers

@@ -78,7 +78,10 @@ pub fn parse(body: &[u8]) -> Result<XmlDoc, XmlError> {
                 let raw: &[u8] = &t;
                 if depth > 0 {
                     unescape_into(&normalize_newlines(raw), false, &mut doc.text);
-                } else if !raw.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n')) {
+                } else if !raw
+                    .iter()
+                    .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+                {
                     return Err(err(if seen_root {
                         "extra content at the end of the document".into()
                     } else {

@@ -182,7 +182,11 @@ fn data_before_and_after() {
 fn missing_final_boundary_is_an_error() {
     let body = b"--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n";
     let e = parse(CT, body).unwrap_err();
-    assert!(e.message.contains("Final boundary missing"), "{}", e.message);
+    assert!(
+        e.message.contains("Final boundary missing"),
+        "{}",
+        e.message
+    );
     // Unterminated final boundary is still accepted.
     let body = b"--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--XyZ--";
     let m = parse(CT, body).unwrap();
@@ -202,7 +206,10 @@ fn empty_body_is_fine() {
 #[test]
 fn invalid_boundary_line_is_an_error() {
     let body = b"--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--XyZ  \r\n";
-    assert!(parse(CT, body).unwrap_err().message.contains("Invalid boundary"));
+    assert!(parse(CT, body)
+        .unwrap_err()
+        .message
+        .contains("Invalid boundary"));
 }
 
 #[test]
@@ -254,7 +261,8 @@ fn invalid_quoting() {
 
 #[test]
 fn escapes_in_quoted_values() {
-    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\\\"b\\\\c\\d\"\r\n\r\n1\r\n--XyZ--\r\n";
+    let body =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"a\\\"b\\\\c\\d\"\r\n\r\n1\r\n--XyZ--\r\n";
     let m = parse(CT, body).unwrap();
     assert_eq!(m.parts[0].name, b"a\"b\\c\\d");
 }
@@ -270,16 +278,37 @@ fn invalid_part_without_headers_end() {
 #[test]
 fn part_header_errors() {
     for (headers, what) in [
-        (&b"Content-Type: text/plain\r\n"[..], "missing Content-Disposition"),
+        (
+            &b"Content-Type: text/plain\r\n"[..],
+            "missing Content-Disposition",
+        ),
         (b"Content-Disposition: form-data\r\n", "missing name"),
         (b"Content-Disposition: attachment; name=x\r\n", "(-1)"),
-        (b"Content-Disposition: form-data; name=x; foo=y\r\n", "(-11)"),
-        (b"Content-Disposition: form-data; name=x; name=y\r\n", "(-14)"),
+        (
+            b"Content-Disposition: form-data; name=x; foo=y\r\n",
+            "(-11)",
+        ),
+        (
+            b"Content-Disposition: form-data; name=x; name=y\r\n",
+            "(-14)",
+        ),
         (b"Content-Disposition: form-data; name=\"x\r\n", "(-10)"),
-        (b"Content-Disposition: form-data; name=x\r\nContent-Disposition: form-data; name=y\r\n", "Duplicate part header"),
-        (b"Content-Disposition: form-data; name=x\r\nbogus\r\n", "colon missing"),
-        (b"Content-Disposition: form-data; name=x\r\n: v\r\n", "header name missing"),
-        (b"Content-Disposition: form-data; name=x\r\nX-A: a\0b\r\n", "Nul byte"),
+        (
+            b"Content-Disposition: form-data; name=x\r\nContent-Disposition: form-data; name=y\r\n",
+            "Duplicate part header",
+        ),
+        (
+            b"Content-Disposition: form-data; name=x\r\nbogus\r\n",
+            "colon missing",
+        ),
+        (
+            b"Content-Disposition: form-data; name=x\r\n: v\r\n",
+            "header name missing",
+        ),
+        (
+            b"Content-Disposition: form-data; name=x\r\nX-A: a\0b\r\n",
+            "Nul byte",
+        ),
     ] {
         let body = [&b"--XyZ\r\n"[..], headers, b"\r\nv\r\n--XyZ--\r\n"].concat();
         let e = parse(CT, &body).unwrap_err();
@@ -290,17 +319,28 @@ fn part_header_errors() {
 #[test]
 fn long_header_line_is_an_error_long_data_is_not() {
     let long = "a".repeat(5000);
-    let body = format!("--XyZ\r\nContent-Disposition: form-data; name=x\r\nX-Long: {long}\r\n\r\nv\r\n--XyZ--\r\n");
-    assert!(parse(CT, body.as_bytes()).unwrap_err().message.contains("over 4096"));
-    let body = format!("--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n{long}\r\n{long}\r\n--XyZ--\r\n");
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=x\r\nX-Long: {long}\r\n\r\nv\r\n--XyZ--\r\n"
+    );
+    assert!(parse(CT, body.as_bytes())
+        .unwrap_err()
+        .message
+        .contains("over 4096"));
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n{long}\r\n{long}\r\n--XyZ--\r\n"
+    );
     let m = parse(CT, body.as_bytes()).unwrap();
-    assert_eq!(m.args().next().unwrap().1, format!("{long}\r\n{long}").as_bytes());
+    assert_eq!(
+        m.args().next().unwrap().1,
+        format!("{long}\r\n{long}").as_bytes()
+    );
 }
 
 #[test]
 fn cr_at_buffer_edge_stays_with_its_lf() {
     let data = "b".repeat(4095);
-    let body = format!("--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n{data}\r\n--XyZ--\r\n");
+    let body =
+        format!("--XyZ\r\nContent-Disposition: form-data; name=x\r\n\r\n{data}\r\n--XyZ--\r\n");
     let m = parse(CT, body.as_bytes()).unwrap();
     assert_eq!(m.args().next().unwrap().1, data.as_bytes());
 }
@@ -318,7 +358,14 @@ fn file_limit() {
          2\n\
          --XyZ--\n",
     );
-    let m = parse_with(CT, &body, &MultipartConfig { file_limit: Some(1) }).unwrap();
+    let m = parse_with(
+        CT,
+        &body,
+        &MultipartConfig {
+            file_limit: Some(1),
+        },
+    )
+    .unwrap();
     assert!(m.flags.file_limit_exceeded);
     assert_eq!(m.files().count(), 2);
     let m = parse(CT, &body).unwrap();
