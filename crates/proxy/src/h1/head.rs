@@ -48,6 +48,9 @@ pub enum HeadError {
     Version,
     #[error("unsupported transfer coding")]
     TransferCoding,
+    /// CONNECT: a reverse proxy does not open tunnels.
+    #[error("method not allowed: {0}")]
+    Method(&'static str),
 }
 
 impl HeadError {
@@ -56,6 +59,7 @@ impl HeadError {
             HeadError::TooManyHeaders | HeadError::HeadTooLarge => 431,
             HeadError::UriTooLong => 414,
             HeadError::TransferCoding => 501,
+            HeadError::Method(_) => 405,
             _ => 400,
         }
     }
@@ -115,6 +119,7 @@ pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError>
     if target.len() > limits.max_url_bytes {
         return Err(HeadError::UriTooLong);
     }
+    check_target(&method, &target)?;
     let version = match req.version {
         Some(0) => HttpVersion::Http10,
         Some(1) => HttpVersion::Http11,
@@ -157,6 +162,9 @@ pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError>
             }
         } else if name.eq_ignore_ascii_case("host") {
             host_count += 1;
+            if !valid_host(value) {
+                return Err(HeadError::Malformed("invalid Host"));
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             for tok in value.split(|&b| b == b',') {
                 let tok = trim(tok);
@@ -207,6 +215,47 @@ pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError>
 }
 
 /// Content-Length must be plain digits: no sign, no list (`5, 5`), no spaces inside.
+/// The request-target forms RFC 9112 allows: origin-form (`/path?query`, no
+/// fragment), absolute-form (`http://...`), `*` for OPTIONS, and
+/// authority-form for CONNECT, which a reverse proxy refuses (405).
+fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
+    if method == "CONNECT" {
+        let ok = target
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        return Err(if ok {
+            HeadError::Method("CONNECT")
+        } else {
+            HeadError::Malformed("CONNECT target is not host:port")
+        });
+    }
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok(())
+        } else {
+            Err(HeadError::Malformed("`*` target outside OPTIONS"))
+        };
+    }
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let origin = target.starts_with('/');
+    if !origin && !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err(HeadError::Malformed("invalid request target"));
+    }
+    if target.contains('#') {
+        return Err(HeadError::Malformed("fragment in request target"));
+    }
+    Ok(())
+}
+
+/// A Host value: reg-name, IPv4 or `[IPv6]`, optional port. Empty, `%`-encoded
+/// or control bytes are refused, as Apache does.
+fn valid_host(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+        })
+}
+
 fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
     let v = trim(v);
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
@@ -256,6 +305,45 @@ mod tests {
     #[test]
     fn partial_needs_more() {
         assert!(p("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn request_targets_and_hosts() {
+        let lim = HeadLimits {
+            max_headers: 10,
+            max_head_bytes: 4096,
+            max_url_bytes: 1024,
+        };
+        let st = |r: &str| parse(r.as_bytes(), &lim).err().map(|e| e.status());
+        assert_eq!(
+            st("GET /a?b=c HTTP/1.1\r\nHost: x.example:80\r\n\r\n"),
+            None
+        );
+        assert_eq!(st("GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(st("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(
+            st("GET /no-host HTTP/1.1\r\n\r\n"),
+            None,
+            "the WAF judges a missing Host"
+        );
+        assert_eq!(st("GET * HTTP/1.1\r\nHost: x\r\n\r\n"), Some(400));
+        assert_eq!(st("GET \\ HTTP/1.1\r\nHost: x\r\n\r\n"), Some(400));
+        assert_eq!(st("GET /#frag HTTP/1.1\r\nHost: x\r\n\r\n"), Some(400));
+        assert_eq!(
+            st("CONNECT 1.2.3.4:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(405)
+        );
+        assert_eq!(
+            st("CONNECT example.org HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(400)
+        );
+        for h in ["", "localhost%00", "a b", "x/y"] {
+            assert_eq!(
+                st(&format!("GET / HTTP/1.1\r\nHost: {h}\r\n\r\n")),
+                Some(400),
+                "{h:?}"
+            );
+        }
     }
 
     #[test]
