@@ -3,6 +3,12 @@
 
 use crate::state::{FileEntry, MultipartFlags, Pairs};
 
+/// ModSecurity v2's SecRequestBodyJsonDepthLimit default.
+const JSON_DEPTH_LIMIT: usize = bodyparse::DEFAULT_DEPTH_LIMIT;
+/// ModSecurity v2's SecArgumentsLimit default: a JSON body with more values
+/// is a request body error, as there.
+const ARGUMENTS_LIMIT: usize = 1000;
+
 pub struct Multipart {
     pub args: Pairs,
     pub files: Vec<FileEntry>,
@@ -12,16 +18,111 @@ pub struct Multipart {
     pub last_name: Option<Vec<u8>>,
 }
 
-pub fn multipart(_content_type: &[u8], _body: &[u8]) -> Result<Multipart, String> {
-    Err("multipart processor not available".into())
+fn flags(f: &bodyparse::MultipartFlags) -> MultipartFlags {
+    MultipartFlags {
+        boundary_quoted: f.boundary_quoted,
+        boundary_whitespace: f.boundary_whitespace,
+        data_after: f.data_after,
+        data_before: f.data_before,
+        header_folding: f.header_folding,
+        crlf_line: f.crlf_line,
+        crlf_lf_lines: f.crlf_lf_lines,
+        lf_line: f.lf_line,
+        missing_semicolon: f.missing_semicolon,
+        invalid_part: f.invalid_part,
+        invalid_quoting: f.invalid_quoting,
+        invalid_header_folding: f.invalid_header_folding,
+        file_limit_exceeded: f.file_limit_exceeded,
+        unmatched_boundary: f.unmatched_boundary,
+    }
 }
 
-/// Flattened `ARGS` (`json.a.b`, arrays as `json.a.0` ...).
-pub fn json(_body: &[u8]) -> Result<Pairs, String> {
-    Err("JSON processor not available".into())
+/// `multipart/form-data` with the boundary of `content_type` (the raw
+/// Content-Type header value). Form fields become `args`, file parts
+/// `files`; on error the message is ModSecurity's ("Multipart: ...").
+pub fn multipart(content_type: &[u8], body: &[u8]) -> Result<Multipart, String> {
+    let m = bodyparse::parse_multipart(content_type, body).map_err(|e| e.message)?;
+    Ok(Multipart {
+        args: m.args().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
+        files: m
+            .files()
+            .map(|p| FileEntry {
+                field: p.name.clone(),
+                filename: p.filename.clone().unwrap_or_default(),
+                size: p.size(),
+            })
+            .collect(),
+        part_headers: m.part_headers(),
+        flags: flags(&m.flags),
+        last_filename: m.last_filename,
+        last_name: m.last_name,
+    })
+}
+
+/// Flattened `ARGS`, named as ModSecurity v2 names them: `a`, `a.b` for
+/// nested objects, array elements repeat the array's name (`a.a`), a
+/// top-level array is `array.array`.
+pub fn json(body: &[u8]) -> Result<Pairs, String> {
+    let cfg = bodyparse::JsonConfig {
+        depth_limit: JSON_DEPTH_LIMIT,
+        max_args: Some(ARGUMENTS_LIMIT),
+    };
+    bodyparse::json::parse_with(body, &cfg).map_err(|e| e.to_string())
 }
 
 /// (all text content, attribute values).
-pub fn xml(_body: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
-    Err("XML processor not available".into())
+pub fn xml(body: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+    let doc = bodyparse::parse_xml(body).map_err(|e| e.to_string())?;
+    Ok((doc.text, doc.attrs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_bridge() {
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\nContent-Type: text/plain\r\n\r\nabc\r\n--b--\r\n";
+        let m = multipart(b"multipart/form-data; boundary=b", body).unwrap();
+        assert_eq!(m.args, vec![(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(m.files.len(), 1);
+        assert_eq!(m.files[0].field, b"f");
+        assert_eq!(m.files[0].filename, b"x.php");
+        assert_eq!(m.files[0].size, 3);
+        assert_eq!(m.part_headers.len(), 3);
+        assert_eq!(m.part_headers[2].0, b"f");
+        assert_eq!(m.part_headers[2].1, b"Content-Type: text/plain");
+        assert!(m.flags.crlf_line && !m.flags.lf_line);
+        assert!(!m.flags.strict_error(false));
+        assert_eq!(m.last_name.as_deref(), Some(&b"f"[..]));
+        assert_eq!(m.last_filename.as_deref(), Some(&b"x.php"[..]));
+        assert!(multipart(b"multipart/form-data", body).is_err());
+        let lf = b"--b\nContent-Disposition: form-data; name=a\n\n1\n--b--\n";
+        let m = multipart(b"multipart/form-data; boundary=b", lf).unwrap();
+        assert!(m.flags.lf_line && m.flags.strict_error(false));
+    }
+
+    #[test]
+    fn json_bridge() {
+        let a = json(br#"{"a":{"b":[1,"x"]},"c":null}"#).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                (b"a.b.b".to_vec(), b"1".to_vec()),
+                (b"a.b.b".to_vec(), b"x".to_vec()),
+                (b"c".to_vec(), b"".to_vec()),
+            ]
+        );
+        assert!(json(b"{").is_err());
+        let many = format!("[{}1]", "1,".repeat(ARGUMENTS_LIMIT));
+        assert!(json(many.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn xml_bridge() {
+        let (text, attrs) = xml(b"<a k=\"v\"><b>x</b>y</a>").unwrap();
+        assert_eq!(text, b"xy");
+        assert_eq!(attrs, vec![b"v".to_vec()]);
+        assert!(xml(b"<a>").is_err());
+    }
 }
