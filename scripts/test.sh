@@ -19,9 +19,13 @@ fi
 CRS=${PALISADE_CRS:-../shared/crs}
 if [ -d "$CRS/tests/regression/tests" ]; then
   echo "== CRS regression suite ($CRS)"
-  cargo build --release -p palisade
-  # The pass-rate floor is the level reached so far; see README "Conformance".
-  ./target/release/palisade crs-test --crs "$CRS" --min-pass-rate "${CRS_MIN_PASS_RATE:-0.0}"
+  # The debug binary the tests just built: the suite takes well under a minute.
+  cargo build -p palisade
+  # The floor is issue 3's bar; the README's "Conformance" section has the current figure.
+  ./target/debug/palisade crs-test --crs "$CRS" --min-pass-rate "${CRS_MIN_PASS_RATE:-0.95}"
+elif [ "${PALISADE_REQUIRE_CRS:-0}" = 1 ]; then
+  echo "== CRS regression suite: no CRS checkout at $CRS, and it is required here" >&2
+  exit 1
 else
   echo "== CRS regression suite skipped: no CRS checkout at $CRS (set PALISADE_CRS)"
 fi
