@@ -98,10 +98,24 @@ impl Observer {
                     .decisions
                     .iter()
                     .map(|d| {
+                        let (verdict, status, reason) = match &d.verdict {
+                            pipeline::Verdict::Allow => ("allow", None, None),
+                            pipeline::Verdict::Deny { status, reason } => {
+                                ("deny", Some(*status), Some(reason.as_str()))
+                            }
+                            pipeline::Verdict::Challenge { status, .. } => {
+                                ("challenge", Some(*status), None)
+                            }
+                            pipeline::Verdict::Tag { reason } => {
+                                ("tag", None, Some(reason.as_str()))
+                            }
+                        };
                         serde_json::json!({
                             "stage": d.stage,
                             "mode": d.mode,
-                            "verdict": format!("{:?}", d.verdict),
+                            "verdict": verdict,
+                            "status": status,
+                            "reason": reason,
                         })
                     })
                     .collect(),
@@ -118,7 +132,9 @@ impl Observer {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ")
 }
 
 /// ModSecurity error-log style: `[client IP] ModSecurity: Warning. ... [id "N"] ...`.
