@@ -10,7 +10,7 @@ mod transform;
 
 use std::borrow::Cow;
 
-pub use literals::regex_literals;
+pub use literals::{parse as parse_rx, regex_literals};
 pub use operator::{atoi, Operator};
 pub use transform::Transform;
 

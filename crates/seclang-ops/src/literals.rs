@@ -13,10 +13,13 @@
 //! needs one set per branch (their union), a repetition with `min >= 1`
 //! or a capture group inherits its sub-expression's set. The best valid
 //! candidate wins: all literals at least [`MIN_LEN`] bytes, at most
-//! [`MAX_LITS`] of them, longer shortest literal first, then fewer literals.
+//! [`MAX_LITS`] of them, longer shortest literal first (up to 3 bytes), then fewer literals.
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{
+    Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind,
+    Repetition,
+};
 
 /// Shortest literal accepted in a set.
 pub const MIN_LEN: usize = 2;
@@ -25,15 +28,118 @@ pub const MAX_LITS: usize = 300;
 /// Longest concatenation run handed to the extractor.
 const RUN: usize = 16;
 
-/// Parses `pattern` as `@rx` compiles it and extracts a required-literal set.
+/// Parses `pattern` as `@rx` compiles it (byte semantics first, Unicode
+/// mode when the pattern needs it) and extracts a required-literal set.
 pub fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
+    let hir = parse(pattern, false).or_else(|| parse(pattern, true))?;
+    required(&fold(&hir)).map(|c| c.lits)
+}
+
+/// Parses with the settings `@rx` compiles with.
+pub fn parse(pattern: &str, unicode: bool) -> Option<Hir> {
+    let pattern = if unicode {
+        std::borrow::Cow::Borrowed(pattern)
+    } else {
+        pcre_bytes(pattern)
+    };
+    regex_syntax::ParserBuilder::new()
         .dot_matches_new_line(true)
+        .unicode(unicode)
         .utf8(false)
         .build()
-        .parse(pattern)
-        .ok()?;
-    required(&hir).map(|c| c.lits)
+        .parse(&pattern)
+        .ok()
+}
+
+/// Rewrites `\x{HH}` (one or two hex digits) to `\xHH`: in PCRE without
+/// UTF-8 mode both denote the byte 0xHH, while `regex` reads the braced
+/// form as a code point even with Unicode mode off.
+pub fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
+    if !pattern.contains("\\x{") {
+        return std::borrow::Cow::Borrowed(pattern);
+    }
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'x') && b.get(i + 2) == Some(&b'{') {
+            let digits = b[i + 3..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            if (1..=2).contains(&digits) && b.get(i + 3 + digits) == Some(&b'}') {
+                out.push_str(&pattern[last..i]);
+                out.push_str("\\x");
+                if digits == 1 {
+                    out.push('0');
+                }
+                out.push_str(&pattern[i + 3..i + 3 + digits]);
+                i += 4 + digits;
+                last = i;
+                continue;
+            }
+        }
+        // Skip the escaped character (it may itself be a backslash).
+        i += 2;
+    }
+    out.push_str(&pattern[last.min(pattern.len())..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The image of `hir` under ASCII lower-casing: every string `s` that
+/// `hir` matches has `s.to_ascii_lowercase()` matched by the result, so
+/// literals required by the result occur in `s` ASCII case-insensitively.
+/// It turns `(?i)` letter classes like `[Ss]` into plain literals, which
+/// keeps the extractor's cross products small.
+fn fold(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => hir.clone(),
+        HirKind::Literal(l) => Hir::literal(l.0.to_ascii_lowercase()),
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut out = ClassBytes::empty();
+            for r in c.ranges() {
+                let (a, b) = (r.start(), r.end());
+                out.push(ClassBytesRange::new(a, b));
+                let (lo, hi) = (a.max(b'A'), b.min(b'Z'));
+                if lo <= hi {
+                    out.push(ClassBytesRange::new(lo + 32, hi + 32));
+                }
+            }
+            // Drop upper-case letters: they were mapped above.
+            out.difference(&ClassBytes::new([ClassBytesRange::new(b'A', b'Z')]));
+            Hir::class(Class::Bytes(out))
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut out = ClassUnicode::empty();
+            for r in c.ranges() {
+                let (a, b) = (r.start(), r.end());
+                out.push(ClassUnicodeRange::new(a, b));
+                let (lo, hi) = (a.max('A'), b.min('Z'));
+                if lo <= hi {
+                    let lo = char::from(lo as u8 + 32);
+                    let hi = char::from(hi as u8 + 32);
+                    out.push(ClassUnicodeRange::new(lo, hi));
+                }
+            }
+            out.difference(&ClassUnicode::new([ClassUnicodeRange::new('A', 'Z')]));
+            Hir::class(Class::Unicode(out))
+        }
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(fold(&r.sub)),
+        }),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            index: c.index,
+            name: c.name.clone(),
+            sub: Box::new(fold(&c.sub)),
+        }),
+        HirKind::Concat(cs) => Hir::concat(cs.iter().map(fold).collect()),
+        HirKind::Alternation(bs) => Hir::alternation(bs.iter().map(fold).collect()),
+    }
 }
 
 struct Cand {
@@ -42,8 +148,12 @@ struct Cand {
 }
 
 impl Cand {
-    fn score(&self) -> (usize, std::cmp::Reverse<usize>) {
-        (self.min.min(4), std::cmp::Reverse(self.lits.len()))
+    fn score(&self) -> (usize, std::cmp::Reverse<usize>, usize) {
+        (
+            self.min.min(3),
+            std::cmp::Reverse(self.lits.len()),
+            self.min,
+        )
     }
 }
 
@@ -156,7 +266,7 @@ mod tests {
     #[test]
     fn simple() {
         assert_eq!(lits("foo"), Some(vec!["foo".into()]));
-        assert_eq!(lits("(?i)select"), Some(vec!["select".into()]));
+        assert_eq!(lits("(?i)union"), Some(vec!["union".into()]));
         assert_eq!(lits("[^a-z]union\\s+all"), Some(vec!["union".into()]));
         let mut got = lits("(?i:foo|bar)[0-9]+").unwrap();
         got.sort();
@@ -167,6 +277,15 @@ mod tests {
         assert_eq!(lits("abc|d"), None);
         assert_eq!(lits("\\w+"), None);
         assert_eq!(lits("(a|b"), None);
+    }
+
+    #[test]
+    fn pcre_byte_escapes() {
+        assert_eq!(pcre_bytes(r"a\x{c2}\x{B4}[\x7f-\x{ff}]"), r"a\xc2\xB4[\x7f-\xff]");
+        assert_eq!(pcre_bytes(r"\x{9}"), r"\x09");
+        assert_eq!(pcre_bytes(r"\\x{41}"), r"\\x{41}");
+        assert_eq!(pcre_bytes(r"\x{1F600}"), r"\x{1F600}");
+        assert_eq!(pcre_bytes(r"\x{4"), r"\x{4");
     }
 
     #[test]

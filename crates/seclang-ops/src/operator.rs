@@ -243,6 +243,38 @@ fn contains(v: &[u8], a: &[u8]) -> bool {
     a.is_empty() || (a.len() <= v.len() && v.windows(a.len()).any(|w| w == a))
 }
 
+/// `@rx` with ModSecurity v2's PCRE semantics (no UTF-8 mode, DOTALL):
+/// byte-oriented classes, ASCII `\w \s \d \b`, ASCII-only `(?i)`.
+/// Patterns needing Unicode (`\p{..}`, non-ASCII class members) are
+/// compiled in Unicode mode instead.
+fn compile_rx(arg: &str) -> Result<regex::bytes::Regex, String> {
+    let bytes_pattern = crate::literals::pcre_bytes(arg);
+    let build = |unicode: bool| {
+        regex::bytes::RegexBuilder::new(if unicode { arg } else { &bytes_pattern })
+            .unicode(unicode)
+            .dot_matches_new_line(true)
+            .size_limit(64 << 20)
+            .dfa_size_limit(8 << 20)
+            .build()
+    };
+    build(false).or_else(|_| build(true)).map_err(|e| {
+        let lookaround = ["(?=", "(?!", "(?<=", "(?<!"]
+            .iter()
+            .any(|s| arg.contains(s));
+        let backref = arg
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'\\' && (b'1'..=b'9').contains(&w[1]));
+        let why = if lookaround || backref {
+            " (lookaround and backreferences are not supported: \
+             @rx uses a linear-time engine)"
+        } else {
+            ""
+        };
+        format!("cannot compile @rx pattern{why}: {e}")
+    })
+}
+
 impl Operator {
     /// Compiles `@name arg`; `read_file` resolves data files of
     /// `@pmFromFile` and `@ipMatchFromFile`.
@@ -253,29 +285,7 @@ impl Operator {
         read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
     ) -> Result<Operator, String> {
         let kind = match name.to_ascii_lowercase().as_str() {
-            "rx" => Kind::Rx(
-                regex::bytes::RegexBuilder::new(arg)
-                    .dot_matches_new_line(true)
-                    .size_limit(64 << 20)
-                    .dfa_size_limit(8 << 20)
-                    .build()
-                    .map_err(|e| {
-                        let lookaround = ["(?=", "(?!", "(?<=", "(?<!"]
-                            .iter()
-                            .any(|s| arg.contains(s));
-                        let backref = arg.as_bytes().windows(2).any(|w| {
-                            w[0] == b'\\' && (b'1'..=b'9').contains(&w[1])
-                        });
-                        let why = if lookaround || backref {
-                            " (lookaround and backreferences are not supported: \
-                             @rx uses a linear-time engine)"
-                        } else {
-                            ""
-                        };
-                        format!("cannot compile @rx pattern{why}: {e}")
-                    })?,
-                arg.to_string(),
-            ),
+            "rx" => Kind::Rx(compile_rx(arg)?, arg.to_string()),
             "pm" => pm(pm_words(arg)?)?,
             "pmfromfile" | "pmf" => pm(read_lines(arg, read_file)?)?,
             "eq" => Kind::Num(|a, b| a == b, arg.into()),

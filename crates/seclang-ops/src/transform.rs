@@ -658,7 +658,8 @@ pub fn normalize_path(input: &[u8], win: bool) -> Vec<u8> {
             src += 1;
         }
     }
-    if !trailing && dst > 0 && b[dst as usize - 1] == b'/' {
+    // (The root of an absolute path stays: "/.." is "/".)
+    if !trailing && dst > 0 && b[dst as usize - 1] == b'/' && !(dst == 1 && !relative) {
         dst -= 1;
     }
     b.truncate(dst.max(0) as usize);

@@ -1,0 +1,177 @@
+//! Required literals of the CRS `@rx` patterns: coverage count and a
+//! randomized soundness check (every generated string the regex matches
+//! must contain one of the literals, ASCII case-insensitively).
+
+use aho_corasick::AhoCorasickBuilder;
+use regex_syntax::hir::{Class, Hir, HirKind};
+use seclang_ops::{NoExpand, Operator};
+
+const CRS_RULES: &str = "/work/shared/crs/rules";
+
+/// `@rx` arguments of every rule in the CRS conf files.
+fn crs_patterns() -> Option<Vec<String>> {
+    let mut files: Vec<_> = std::fs::read_dir(CRS_RULES)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).ok()?;
+        let b = text.as_bytes();
+        let mut i = 0;
+        while let Some(p) = text[i..].find("@rx ") {
+            let start = i + p + 4;
+            // Must be the start of a quoted operator: `"@rx ` or `"!@rx `.
+            let before = &text[..i + p];
+            if !(before.ends_with('"') || before.ends_with("\"!")) {
+                i = start;
+                continue;
+            }
+            let mut j = start;
+            let mut pat = Vec::new();
+            while j < b.len() && b[j] != b'"' {
+                if b[j] == b'\\' && j + 1 < b.len() && b[j + 1] == b'"' {
+                    pat.push(b'"');
+                    j += 2;
+                } else {
+                    pat.push(b[j]);
+                    j += 1;
+                }
+            }
+            out.push(String::from_utf8(pat).ok()?);
+            i = j;
+        }
+    }
+    Some(out)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+}
+
+/// A random string following the structure of `hir` (look-arounds ignored;
+/// the caller keeps only strings the regex really matches).
+fn generate(hir: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(l) => out.extend_from_slice(&l.0),
+        HirKind::Class(Class::Unicode(c)) => {
+            let rs = c.ranges();
+            if rs.is_empty() {
+                return;
+            }
+            // Bias towards ASCII ranges to keep strings readable.
+            let r = rs[rng.below(rs.len() as u64) as usize];
+            let (a, z) = (r.start() as u32, r.end() as u32);
+            let mut cp = a + rng.below(u64::from(z - a) + 1) as u32;
+            if rng.below(2) == 0 {
+                cp = a;
+            }
+            let ch = char::from_u32(cp).unwrap_or(r.start());
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let rs = c.ranges();
+            if rs.is_empty() {
+                return;
+            }
+            let r = rs[rng.below(rs.len() as u64) as usize];
+            out.push(r.start() + rng.below(u64::from(r.end() - r.start()) + 1) as u8);
+        }
+        HirKind::Repetition(r) => {
+            let max = r.max.unwrap_or(r.min + 3).min(r.min + 3);
+            let n = r.min + rng.below(u64::from(max - r.min) + 1) as u32;
+            for _ in 0..n {
+                generate(&r.sub, rng, out);
+            }
+        }
+        HirKind::Capture(c) => generate(&c.sub, rng, out),
+        HirKind::Concat(cs) => cs.iter().for_each(|c| generate(c, rng, out)),
+        HirKind::Alternation(bs) => {
+            generate(&bs[rng.below(bs.len() as u64) as usize], rng, out)
+        }
+    }
+}
+
+fn flip_case(s: &mut [u8], rng: &mut Rng) {
+    for c in s.iter_mut() {
+        if rng.below(2) == 0 {
+            *c = if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+        }
+    }
+}
+
+#[test]
+fn crs_rx_literal_coverage_and_soundness() {
+    let Some(pats) = crs_patterns() else {
+        eprintln!("CRS rules not found at {CRS_RULES}: skipped");
+        return;
+    };
+    assert!(pats.len() >= 300, "found only {} @rx patterns", pats.len());
+    let none = |_: &str| -> std::io::Result<Vec<u8>> { Err(std::io::ErrorKind::NotFound.into()) };
+    let mut with_lits = 0;
+    let mut checked = 0usize;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for p in &pats {
+        let op = Operator::compile("rx", p, false, &none)
+            .unwrap_or_else(|e| panic!("CRS @rx does not compile: {e}\n{p}"));
+        let Some(lits) = op.required_literals() else {
+            continue;
+        };
+        with_lits += 1;
+        assert!(lits.iter().all(|l| l.len() >= 2));
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(&lits)
+            .unwrap();
+        let hir = seclang_ops::parse_rx(p, false)
+            .or_else(|| seclang_ops::parse_rx(p, true))
+            .unwrap();
+        for _ in 0..200 {
+            let mut s = Vec::new();
+            if rng.below(3) == 0 {
+                s.extend_from_slice(b"x=1&q=");
+            }
+            generate(&hir, &mut rng, &mut s);
+            if rng.below(4) == 0 {
+                flip_case(&mut s, &mut rng);
+            }
+            if op.eval(&s, &NoExpand, None) {
+                checked += 1;
+                assert!(
+                    ac.is_match(&s),
+                    "literal set misses a match\npattern: {p}\nvalue: {:?}\nliterals: {:?}",
+                    String::from_utf8_lossy(&s),
+                    lits.iter()
+                        .map(|l| String::from_utf8_lossy(l).into_owned())
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    eprintln!(
+        "CRS @rx patterns: {}, with a required-literal set: {with_lits}; matching samples checked: {checked}",
+        pats.len()
+    );
+    assert!(checked > 1000, "too few matching samples: {checked}");
+}

@@ -1,0 +1,223 @@
+use seclang_ops::{Expand, NoExpand, Operator};
+use std::borrow::Cow;
+
+fn no_files(_: &str) -> std::io::Result<Vec<u8>> {
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
+fn op(name: &str, arg: &str) -> Operator {
+    Operator::compile(name, arg, false, &no_files).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn m(o: &Operator, v: &[u8]) -> bool {
+    o.eval(v, &NoExpand, None)
+}
+
+#[test]
+fn rx_and_captures() {
+    let o = op("rx", "(?i)(union)\\s+(select)");
+    assert!(m(&o, b"1 UNION  select 2"));
+    assert!(!m(&o, b"union"));
+    let mut caps = Vec::new();
+    assert!(o.eval(b"x union select", &NoExpand, Some(&mut caps)));
+    assert_eq!(caps, vec![b"union select".to_vec(), b"union".to_vec(), b"select".to_vec()]);
+    // Dot matches newlines; byte semantics like PCRE without UTF-8 mode.
+    assert!(m(&op("rx", "a.b"), b"a\nb"));
+    assert!(m(&op("rx", "a.b"), b"a\xffb"));
+    assert!(m(&op("rx", "\\x{c2}\\x{b4}"), b"\xc2\xb4"));
+    assert!(m(&op("rx", "[\\x{7f}-\\x{ff}]"), b"\xfe"));
+    assert!(m(&op("rx", "^[\\x7f-\\x{ff}]+$"), b"\x80\xff"));
+    // (?i) is ASCII-only, \w is ASCII.
+    assert!(!m(&op("rx", "(?i)^s$"), "\u{17f}".as_bytes()));
+    assert!(!m(&op("rx", "^\\w$"), "\u{e9}".as_bytes()));
+    // Unicode classes still compile (Unicode mode).
+    assert!(m(&op("rx", "\\p{Greek}"), "\u{3b1}".as_bytes()));
+    // More than ten groups: only TX.0..TX.9.
+    let o = op("rx", "(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)");
+    let mut caps = Vec::new();
+    assert!(o.eval(b"abcdefghijk", &NoExpand, Some(&mut caps)));
+    assert_eq!(caps.len(), 10);
+}
+
+#[test]
+fn rx_rejects_backtracking_features() {
+    for p in ["a(?=b)", "(?<!x)y", "(a)\\1"] {
+        let e = Operator::compile("rx", p, false, &no_files).err().unwrap();
+        assert!(e.contains("lookaround and backreferences"), "{e}");
+    }
+    assert!(Operator::compile("rx", "(", false, &no_files).is_err());
+}
+
+#[test]
+fn pm() {
+    let o = op("pm", "foo BAR |4142|x");
+    assert!(m(&o, b"xxFOOxx"));
+    assert!(m(&o, b"bar"));
+    assert!(m(&o, b"ABx"));
+    assert!(!m(&o, b"fo ba"));
+    let mut caps = Vec::new();
+    assert!(o.eval(b"a Bar b", &NoExpand, Some(&mut caps)));
+    assert_eq!(caps, vec![b"Bar".to_vec()]);
+    assert!(m(&op("pm", "?>"), b"<? x ?>"));
+}
+
+#[test]
+fn pm_from_file() {
+    let read = |f: &str| -> std::io::Result<Vec<u8>> {
+        assert_eq!(f, "words.data");
+        Ok(b"# comment\n\nalpha \r\nbeta\n".to_vec())
+    };
+    for name in ["pmFromFile", "pmf"] {
+        let o = Operator::compile(name, "words.data", false, &read).unwrap();
+        assert!(m(&o, b"xALPHAx"));
+        assert!(m(&o, b"beta"));
+        assert!(!m(&o, b"comment"));
+        assert_eq!(
+            o.required_literals(),
+            Some(vec![b"alpha".to_vec(), b"beta".to_vec()])
+        );
+    }
+    assert!(Operator::compile("pmFromFile", "missing", false, &no_files).is_err());
+}
+
+#[test]
+fn numeric() {
+    assert!(m(&op("eq", "5"), b"5"));
+    assert!(m(&op("eq", "0"), b"abc"));
+    assert!(m(&op("gt", "5"), b"6"));
+    assert!(!m(&op("gt", "5"), b"5"));
+    assert!(m(&op("ge", "5"), b" 5x"));
+    assert!(m(&op("lt", "5"), b"-7"));
+    assert!(m(&op("le", "5"), b"5"));
+}
+
+struct Ex;
+impl Expand for Ex {
+    fn expand<'a>(&self, t: &'a str) -> Cow<'a, str> {
+        Cow::Owned(t.replace("%{tx.x}", "abc"))
+    }
+}
+
+#[test]
+fn strings() {
+    assert!(m(&op("streq", "abc"), b"abc"));
+    assert!(!m(&op("streq", "abc"), b"abcd"));
+    assert!(m(&op("beginsWith", "ab"), b"abc"));
+    assert!(m(&op("endsWith", "bc"), b"abc"));
+    assert!(m(&op("contains", "b"), b"abc"));
+    assert!(!m(&op("contains", "B"), b"abc"));
+    assert!(m(&op("within", "GET POST"), b"POST"));
+    assert!(!m(&op("within", "GET POST"), b"PUT"));
+    assert!(op("streq", "%{tx.x}").eval(b"abc", &Ex, None));
+    assert!(op("within", "x %{tx.x} y").eval(b"abc", &Ex, None));
+}
+
+#[test]
+fn contains_word() {
+    let o = op("containsWord", "select");
+    assert!(m(&o, b"select"));
+    assert!(m(&o, b"1 select 2"));
+    assert!(m(&o, b"(select)"));
+    assert!(m(&o, b"xselect select"));
+    assert!(!m(&o, b"selection"));
+    assert!(!m(&o, b"_select"));
+    assert!(!m(&o, b"select1"));
+    assert!(!m(&o, b"SELECT"));
+    assert!(!m(&o, b"sel"));
+}
+
+#[test]
+fn negation() {
+    let o = Operator::compile("rx", "abc", true, &no_files).unwrap();
+    assert!(!m(&o, b"xabc"));
+    assert!(m(&o, b"xyz"));
+    assert_eq!(o.required_literals(), None);
+    let o = Operator::compile("streq", "abc", true, &no_files).unwrap();
+    assert_eq!(o.required_literals(), None);
+}
+
+#[test]
+fn validate_byte_range() {
+    let o = op("validateByteRange", "32-126, 9,10");
+    assert!(!m(&o, b"hello world\t\n"));
+    assert!(m(&o, b"a\x00"));
+    assert!(m(&o, b"\x7f"));
+    assert!(m(&op("validateByteRange", "1-255"), b"a\x00b"));
+    assert!(Operator::compile("validateByteRange", "1-256", false, &no_files).is_err());
+    assert!(Operator::compile("validateByteRange", "9-1", false, &no_files).is_err());
+}
+
+#[test]
+fn validate_url_encoding() {
+    let o = op("validateUrlEncoding", "");
+    assert!(!m(&o, b"a%20b%2F"));
+    assert!(m(&o, b"a%2"));
+    assert!(m(&o, b"%"));
+    assert!(m(&o, b"%zz"));
+    assert!(m(&o, b"%2g"));
+    assert!(!m(&o, b"plain"));
+}
+
+#[test]
+fn validate_utf8() {
+    let o = op("validateUtf8Encoding", "");
+    assert!(!m(&o, "héllo €  😀".as_bytes()));
+    assert!(m(&o, b"\xc3"));          // truncated
+    assert!(m(&o, b"\xc3A"));         // bad continuation
+    assert!(m(&o, b"\xc0\xbc"));      // overlong '<'
+    assert!(m(&o, b"\xe0\x80\xbc"));  // overlong
+    assert!(m(&o, b"\xf0\x80\x80\xbc")); // overlong
+    assert!(m(&o, b"\xed\xa0\x80"));  // surrogate
+    assert!(m(&o, b"\xf5\x80\x80\x80"));
+    assert!(m(&o, b"\x80"));
+    assert!(m(&o, b"\xff"));
+}
+
+#[test]
+fn ip_match() {
+    let o = op("ipMatch", "127.0.0.1,10.0.0.0/8, ::1,2001:db8::/32");
+    assert!(m(&o, b"127.0.0.1"));
+    assert!(m(&o, b"10.1.2.3"));
+    assert!(m(&o, b"::1"));
+    assert!(m(&o, b"2001:db8::5"));
+    assert!(!m(&o, b"192.168.0.1"));
+    assert!(!m(&o, b"garbage"));
+    assert!(Operator::compile("ipMatch", "300.1.1.1", false, &no_files).is_err());
+    let read = |_: &str| -> std::io::Result<Vec<u8>> { Ok(b"# list\n192.168.0.0/16\n\n1.2.3.4\n".to_vec()) };
+    for name in ["ipMatchFromFile", "ipMatchF"] {
+        let o = Operator::compile(name, "ips.data", false, &read).unwrap();
+        assert!(m(&o, b"192.168.4.4"));
+        assert!(m(&o, b"1.2.3.4"));
+        assert!(!m(&o, b"1.2.3.5"));
+    }
+}
+
+#[test]
+fn misc() {
+    assert!(m(&op("unconditionalMatch", ""), b""));
+    assert!(!m(&op("noMatch", ""), b"x"));
+    assert!(!m(&op("rbl", "sbl-xbl.spamhaus.org"), b"127.0.0.2"));
+    assert!(Operator::compile("bogus", "", false, &no_files).is_err());
+    let mut caps = Vec::new();
+    assert!(op("detectSQLi", "").eval(b"1' OR '1'='1", &NoExpand, Some(&mut caps)));
+    assert!(!caps.is_empty());
+    assert!(!m(&op("detectSQLi", ""), b"hello world"));
+    assert!(m(&op("detectXSS", ""), b"<script>alert(1)</script>"));
+    assert!(!m(&op("detectXSS", ""), b"hello"));
+}
+
+#[test]
+fn required_literals() {
+    let lits = |n: &str, a: &str| op(n, a).required_literals();
+    assert_eq!(lits("pm", "Foo bar foo"), Some(vec![b"bar".to_vec(), b"foo".to_vec()]));
+    assert_eq!(lits("streq", "AbC"), Some(vec![b"abc".to_vec()]));
+    assert_eq!(lits("contains", "x"), Some(vec![b"x".to_vec()]));
+    assert_eq!(lits("containsWord", "select"), Some(vec![b"select".to_vec()]));
+    assert_eq!(lits("beginsWith", "%{tx.x}"), None);
+    assert_eq!(lits("endsWith", ""), None);
+    assert_eq!(lits("eq", "1"), None);
+    let l = lits("rx", "(?i)union[\\s/*]+select").unwrap();
+    assert!(l == vec![b"union".to_vec()] || l == vec![b"select".to_vec()]);
+    assert!(lits("rx", "^.*$").is_none());
+    assert!(lits("detectSQLi", "").is_none());
+}
