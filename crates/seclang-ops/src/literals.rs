@@ -68,7 +68,10 @@ pub fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
             continue;
         }
         if b.get(i + 1) == Some(&b'x') && b.get(i + 2) == Some(&b'{') {
-            let digits = b[i + 3..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            let digits = b[i + 3..]
+                .iter()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .count();
             if (1..=2).contains(&digits) && b.get(i + 3 + digits) == Some(&b'}') {
                 out.push_str(&pattern[last..i]);
                 out.push_str("\\x");
@@ -281,7 +284,10 @@ mod tests {
 
     #[test]
     fn pcre_byte_escapes() {
-        assert_eq!(pcre_bytes(r"a\x{c2}\x{B4}[\x7f-\x{ff}]"), r"a\xc2\xB4[\x7f-\xff]");
+        assert_eq!(
+            pcre_bytes(r"a\x{c2}\x{B4}[\x7f-\x{ff}]"),
+            r"a\xc2\xB4[\x7f-\xff]"
+        );
         assert_eq!(pcre_bytes(r"\x{9}"), r"\x09");
         assert_eq!(pcre_bytes(r"\\x{41}"), r"\\x{41}");
         assert_eq!(pcre_bytes(r"\x{1F600}"), r"\x{1F600}");

@@ -100,7 +100,7 @@ fn unhex_pipes(w: &[u8]) -> Result<Vec<u8>, String> {
                     .copied()
                     .filter(|c| !c.is_ascii_whitespace())
                     .collect();
-                if !hexpart.is_empty() && hexpart.len() % 2 == 0 {
+                if !hexpart.is_empty() && hexpart.len() & 1 == 0 {
                     if let Ok(bytes) = hex::decode(&hexpart) {
                         o.extend_from_slice(&bytes);
                         i += end + 2;
@@ -169,8 +169,7 @@ fn invalid_url_encoding(v: &[u8]) -> bool {
     let mut i = 0;
     while i < v.len() {
         if v[i] == b'%' {
-            if i + 2 >= v.len() || !(v[i + 1].is_ascii_hexdigit() && v[i + 2].is_ascii_hexdigit())
-            {
+            if i + 2 >= v.len() || !(v[i + 1].is_ascii_hexdigit() && v[i + 2].is_ascii_hexdigit()) {
                 return true;
             }
             i += 3;

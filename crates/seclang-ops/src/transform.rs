@@ -659,7 +659,7 @@ pub fn normalize_path(input: &[u8], win: bool) -> Vec<u8> {
         }
     }
     // (The root of an absolute path stays: "/.." is "/".)
-    if !trailing && dst > 0 && b[dst as usize - 1] == b'/' && !(dst == 1 && !relative) {
+    if !trailing && dst > 0 && b[dst as usize - 1] == b'/' && (relative || dst != 1) {
         dst -= 1;
     }
     b.truncate(dst.max(0) as usize);

@@ -103,9 +103,7 @@ fn generate(hir: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
         }
         HirKind::Capture(c) => generate(&c.sub, rng, out),
         HirKind::Concat(cs) => cs.iter().for_each(|c| generate(c, rng, out)),
-        HirKind::Alternation(bs) => {
-            generate(&bs[rng.below(bs.len() as u64) as usize], rng, out)
-        }
+        HirKind::Alternation(bs) => generate(&bs[rng.below(bs.len() as u64) as usize], rng, out),
     }
 }
 

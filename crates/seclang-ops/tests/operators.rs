@@ -20,7 +20,14 @@ fn rx_and_captures() {
     assert!(!m(&o, b"union"));
     let mut caps = Vec::new();
     assert!(o.eval(b"x union select", &NoExpand, Some(&mut caps)));
-    assert_eq!(caps, vec![b"union select".to_vec(), b"union".to_vec(), b"select".to_vec()]);
+    assert_eq!(
+        caps,
+        vec![
+            b"union select".to_vec(),
+            b"union".to_vec(),
+            b"select".to_vec()
+        ]
+    );
     // Dot matches newlines; byte semantics like PCRE without UTF-8 mode.
     assert!(m(&op("rx", "a.b"), b"a\nb"));
     assert!(m(&op("rx", "a.b"), b"a\xffb"));
@@ -162,12 +169,12 @@ fn validate_url_encoding() {
 fn validate_utf8() {
     let o = op("validateUtf8Encoding", "");
     assert!(!m(&o, "héllo €  😀".as_bytes()));
-    assert!(m(&o, b"\xc3"));          // truncated
-    assert!(m(&o, b"\xc3A"));         // bad continuation
-    assert!(m(&o, b"\xc0\xbc"));      // overlong '<'
-    assert!(m(&o, b"\xe0\x80\xbc"));  // overlong
+    assert!(m(&o, b"\xc3")); // truncated
+    assert!(m(&o, b"\xc3A")); // bad continuation
+    assert!(m(&o, b"\xc0\xbc")); // overlong '<'
+    assert!(m(&o, b"\xe0\x80\xbc")); // overlong
     assert!(m(&o, b"\xf0\x80\x80\xbc")); // overlong
-    assert!(m(&o, b"\xed\xa0\x80"));  // surrogate
+    assert!(m(&o, b"\xed\xa0\x80")); // surrogate
     assert!(m(&o, b"\xf5\x80\x80\x80"));
     assert!(m(&o, b"\x80"));
     assert!(m(&o, b"\xff"));
@@ -183,7 +190,9 @@ fn ip_match() {
     assert!(!m(&o, b"192.168.0.1"));
     assert!(!m(&o, b"garbage"));
     assert!(Operator::compile("ipMatch", "300.1.1.1", false, &no_files).is_err());
-    let read = |_: &str| -> std::io::Result<Vec<u8>> { Ok(b"# list\n192.168.0.0/16\n\n1.2.3.4\n".to_vec()) };
+    let read = |_: &str| -> std::io::Result<Vec<u8>> {
+        Ok(b"# list\n192.168.0.0/16\n\n1.2.3.4\n".to_vec())
+    };
     for name in ["ipMatchFromFile", "ipMatchF"] {
         let o = Operator::compile(name, "ips.data", false, &read).unwrap();
         assert!(m(&o, b"192.168.4.4"));
@@ -209,10 +218,16 @@ fn misc() {
 #[test]
 fn required_literals() {
     let lits = |n: &str, a: &str| op(n, a).required_literals();
-    assert_eq!(lits("pm", "Foo bar foo"), Some(vec![b"bar".to_vec(), b"foo".to_vec()]));
+    assert_eq!(
+        lits("pm", "Foo bar foo"),
+        Some(vec![b"bar".to_vec(), b"foo".to_vec()])
+    );
     assert_eq!(lits("streq", "AbC"), Some(vec![b"abc".to_vec()]));
     assert_eq!(lits("contains", "x"), Some(vec![b"x".to_vec()]));
-    assert_eq!(lits("containsWord", "select"), Some(vec![b"select".to_vec()]));
+    assert_eq!(
+        lits("containsWord", "select"),
+        Some(vec![b"select".to_vec()])
+    );
     assert_eq!(lits("beginsWith", "%{tx.x}"), None);
     assert_eq!(lits("endsWith", ""), None);
     assert_eq!(lits("eq", "1"), None);

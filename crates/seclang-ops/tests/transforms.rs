@@ -21,14 +21,45 @@ fn check(name: &str, cases: &[(&[u8], &[u8])]) {
 #[test]
 fn names() {
     for n in [
-        "none", "lowercase", "LowerCase", "uppercase", "urlDecode", "urlDecodeUni",
-        "htmlEntityDecode", "jsDecode", "cssDecode", "escapeSeqDecode", "utf8toUnicode",
-        "removeNulls", "replaceNulls", "removeWhitespace", "compressWhitespace",
-        "replaceComments", "removeComments", "removeCommentsChar", "cmdLine", "normalizePath",
-        "normalisePath", "normalizePathWin", "normalisePathWin", "base64Decode",
-        "base64DecodeExt", "base64Encode", "hexDecode", "hexEncode", "sqlHexDecode", "length",
-        "sha1", "md5", "trim", "trimLeft", "trimRight", "urlEncode", "parityEven7bit",
-        "parityOdd7bit", "parityZero7bit",
+        "none",
+        "lowercase",
+        "LowerCase",
+        "uppercase",
+        "urlDecode",
+        "urlDecodeUni",
+        "htmlEntityDecode",
+        "jsDecode",
+        "cssDecode",
+        "escapeSeqDecode",
+        "utf8toUnicode",
+        "removeNulls",
+        "replaceNulls",
+        "removeWhitespace",
+        "compressWhitespace",
+        "replaceComments",
+        "removeComments",
+        "removeCommentsChar",
+        "cmdLine",
+        "normalizePath",
+        "normalisePath",
+        "normalizePathWin",
+        "normalisePathWin",
+        "base64Decode",
+        "base64DecodeExt",
+        "base64Encode",
+        "hexDecode",
+        "hexEncode",
+        "sqlHexDecode",
+        "length",
+        "sha1",
+        "md5",
+        "trim",
+        "trimLeft",
+        "trimRight",
+        "urlEncode",
+        "parityEven7bit",
+        "parityOdd7bit",
+        "parityZero7bit",
     ] {
         assert!(Transform::from_name(n).is_some(), "{n}");
     }
@@ -41,7 +72,10 @@ fn unchanged_is_none() {
     assert_eq!(l.apply(b"abc"), None);
     assert_eq!(l.apply(b"aBc"), Some(b"abc".to_vec()));
     assert_eq!(Transform::from_name("none").unwrap().apply(b"X"), None);
-    assert_eq!(Transform::from_name("urlDecode").unwrap().apply(b"a%zz"), None);
+    assert_eq!(
+        Transform::from_name("urlDecode").unwrap().apply(b"a%zz"),
+        None
+    );
 }
 
 #[test]
@@ -73,7 +107,7 @@ fn url_decode_uni() {
         "urlDecodeUni",
         &[
             (b"%u0041%U0042", b"AB"),
-            (b"%uff1c", b"<"),   // full width '<' (U+FF1C) -> 0x1c + 0x20
+            (b"%uff1c", b"<"), // full width '<' (U+FF1C) -> 0x1c + 0x20
             (b"%uFF0E%uff0f", b"./"),
             (b"%u2215", b"\x15"), // low byte only
             (b"%uff00", b"\x00"), // 0x00 is not shifted
@@ -176,8 +210,8 @@ fn utf8_to_unicode() {
             ("\u{20ac}".as_bytes(), b"%u20ac"),
             ("\u{1f600}".as_bytes(), b"%u1f600"),
             ("\u{ff1c}".as_bytes(), b"%uff1c"),
-            (b"\xc3", b""),         // truncated: dropped
-            (b"\xc3A", b"A"),       // bad continuation: lead dropped
+            (b"\xc3", b""),               // truncated: dropped
+            (b"\xc3A", b"A"),             // bad continuation: lead dropped
             (b"\xc0\xbc", b"%u003c\xc0"), // overlong: lead byte appended
             (b"\xff", b"\xff"),
             (b"plain", b"plain"),
@@ -189,7 +223,10 @@ fn utf8_to_unicode() {
 fn nulls_and_whitespace() {
     check("removeNulls", &[(b"a\x00b\x00", b"ab")]);
     check("replaceNulls", &[(b"a\x00b", b"a b")]);
-    check("removeWhitespace", &[(b" a\tb\x0b\x0cc\r\n\xa0d ", b"abcd")]);
+    check(
+        "removeWhitespace",
+        &[(b" a\tb\x0b\x0cc\r\n\xa0d ", b"abcd")],
+    );
     check(
         "compressWhitespace",
         &[(b"a  \t\nb\xa0c", b"a b c"), (b"  x  ", b" x "), (b"", b"")],
@@ -292,7 +329,10 @@ fn base64() {
         "base64DecodeExt",
         &[(b"SGVs bG8=", b"Hello"), (b"S.G.V.s.b.G.8", b"Hello")],
     );
-    check("base64Encode", &[(b"Hello", b"SGVsbG8="), (b"\xff", b"/w==")]);
+    check(
+        "base64Encode",
+        &[(b"Hello", b"SGVsbG8="), (b"\xff", b"/w==")],
+    );
 }
 
 #[test]
@@ -318,7 +358,10 @@ fn digests_and_length() {
         hex::encode(t("sha1", b"abc")),
         "a9993e364706816aba3e25717850c26c9cd0d89d"
     );
-    assert_eq!(hex::encode(t("md5", b"abc")), "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(
+        hex::encode(t("md5", b"abc")),
+        "900150983cd24fb0d6963f7d28e17f72"
+    );
     assert_eq!(t("md5", b"").len(), 16);
 }
 
@@ -348,10 +391,25 @@ fn no_panic_on_odd_input() {
         b"\xf4\x90\x80\x80\xed\xa0\x80".to_vec(),
     ];
     let names = [
-        "urlDecode", "urlDecodeUni", "htmlEntityDecode", "jsDecode", "cssDecode",
-        "escapeSeqDecode", "utf8toUnicode", "removeComments", "removeCommentsChar",
-        "replaceComments", "cmdLine", "normalizePath", "normalizePathWin", "base64Decode",
-        "base64DecodeExt", "hexDecode", "sqlHexDecode", "compressWhitespace", "trim",
+        "urlDecode",
+        "urlDecodeUni",
+        "htmlEntityDecode",
+        "jsDecode",
+        "cssDecode",
+        "escapeSeqDecode",
+        "utf8toUnicode",
+        "removeComments",
+        "removeCommentsChar",
+        "replaceComments",
+        "cmdLine",
+        "normalizePath",
+        "normalizePathWin",
+        "base64Decode",
+        "base64DecodeExt",
+        "hexDecode",
+        "sqlHexDecode",
+        "compressWhitespace",
+        "trim",
     ];
     for n in names {
         let tf = Transform::from_name(n).unwrap();

@@ -1,6 +1,8 @@
 //! Literal prefilter: when every value an operator can match must contain
 //! one of a set of literals, one Aho-Corasick scan of the (transformed)
-//! value rules the operator out before the regex runs.
+//! value rules the operator out before the regex runs. Literals come
+//! lower-cased from `seclang-ops` and are matched ASCII
+//! case-insensitively (a superset check, so always safe).
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -16,6 +18,7 @@ impl Prefilter {
         }
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
             .build(&lits)
             .ok()?;
         Some(Prefilter { ac })
@@ -36,6 +39,7 @@ mod tests {
         let p = Prefilter::build(vec![b"select".to_vec(), b"union".to_vec()]).unwrap();
         assert!(p.may_match(b"1 union all"));
         assert!(!p.may_match(b"shoes"));
+        assert!(p.may_match(b"1 UnIoN all"));
         assert!(Prefilter::build(vec![]).is_none());
         assert!(Prefilter::build(vec![b"".to_vec()]).is_none());
     }

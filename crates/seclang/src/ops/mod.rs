@@ -1,15 +1,27 @@
-//! The one place this crate touches the operator/transformation library:
-//! operator and transformation handles, and the macro-expansion bridge.
-//!
-//! `seclang-ops` is being written alongside; until it lands, `fallback`
-//! provides the same call shapes so the engine can be built and tested.
-
-mod fallback;
+//! The one place this crate touches the operator/transformation library
+//! (`seclang-ops`): operator and transformation handles, and the
+//! macro-expansion bridge.
 
 use crate::state::TxState;
 use std::borrow::Cow;
 
-pub use fallback::{Expand, Operator, Transform};
+pub use seclang_ops::{Expand, Operator};
+
+/// A transformation function; a local handle so the engine can implement
+/// its own traits on it.
+pub struct Transform(seclang_ops::Transform);
+
+impl Transform {
+    pub fn from_name(name: &str) -> Option<Transform> {
+        seclang_ops::Transform::from_name(name).map(Transform)
+    }
+
+    /// The transformed value, or `None` when it is unchanged.
+    #[inline]
+    pub fn apply(&self, v: &[u8]) -> Option<Vec<u8>> {
+        self.0.apply(v)
+    }
+}
 
 /// Expands macros in operator arguments against the transaction.
 pub struct Expander<'a>(pub &'a TxState);
@@ -34,7 +46,8 @@ pub fn transform(name: &str) -> Option<Transform> {
     Transform::from_name(name)
 }
 
-/// Literals of which at least one must occur in a value the operator can match.
+/// Literals (lower-case; match them ASCII case-insensitively) of which at
+/// least one must occur in a value the operator can match.
 pub fn required_literals(op: &Operator) -> Option<Vec<Vec<u8>>> {
     op.required_literals()
 }
