@@ -162,7 +162,8 @@ pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError>
             }
         } else if name.eq_ignore_ascii_case("host") {
             host_count += 1;
-            if !valid_host(value) {
+            // HTTP/1.1 requires a usable Host; an empty one in HTTP/1.0 is left to the WAF.
+            if !(valid_host(value) || value.is_empty() && req.version == Some(0)) {
                 return Err(HeadError::Malformed("invalid Host"));
             }
         } else if name.eq_ignore_ascii_case("connection") {
