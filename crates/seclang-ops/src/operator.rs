@@ -14,7 +14,7 @@ enum Kind {
     Always(bool),
     Sqli,
     Xss,
-    ByteRange([bool; 256]),
+    ByteRange(Box<[bool; 256]>),
     Utf8,
     UrlEnc,
     Ip(Vec<IpNet>),
@@ -307,7 +307,7 @@ impl Operator {
             "detectxss" => Kind::Xss,
             "validateutf8encoding" => Kind::Utf8,
             "validateurlencoding" => Kind::UrlEnc,
-            "validatebyterange" => Kind::ByteRange(byte_ranges(arg)?),
+            "validatebyterange" => Kind::ByteRange(Box::new(byte_ranges(arg)?)),
             "ipmatch" => Kind::Ip(
                 arg.split([',', ' '])
                     .filter(|s| !s.trim().is_empty())
