@@ -195,6 +195,7 @@ pub fn parse_with(
         Err(message) => return Err(MultipartError { message, flags }),
     };
     let mut p = Parser {
+        finder: Finder::new([&b"--"[..], &boundary].concat()),
         boundary,
         flags,
         config: *config,
@@ -402,6 +403,8 @@ struct Builder {
 
 struct Parser {
     boundary: Vec<u8>,
+    /// Finds `--boundary` inside a line in linear time.
+    finder: Finder,
     flags: Flags,
     config: MultipartConfig,
     parts: Vec<Part>,
@@ -519,16 +522,8 @@ impl Parser {
                 }
                 self.flags.unmatched_boundary = true;
             }
-        } else if line_start {
-            for i in 0..chunk.len().saturating_sub(1) {
-                if chunk[i] == b'-'
-                    && chunk[i + 1] == b'-'
-                    && chunk[i + 2..].starts_with(&self.boundary)
-                {
-                    self.flags.unmatched_boundary = true;
-                    break;
-                }
-            }
+        } else if line_start && self.finder.find_in(chunk) {
+            self.flags.unmatched_boundary = true;
         }
         if was_boundary {
             return Ok(());
@@ -705,6 +700,49 @@ impl Parser {
         part.headers_done = true;
         part.last_header = None;
         Ok(())
+    }
+}
+
+/// Knuth-Morris-Pratt substring search (lines can be long and boundaries
+/// repetitive; a naive scan would be quadratic).
+struct Finder {
+    needle: Vec<u8>,
+    fail: Vec<usize>,
+}
+
+impl Finder {
+    fn new(needle: Vec<u8>) -> Self {
+        let mut fail = vec![0; needle.len()];
+        let mut k = 0;
+        for i in 1..needle.len() {
+            while k > 0 && needle[i] != needle[k] {
+                k = fail[k - 1];
+            }
+            if needle[i] == needle[k] {
+                k += 1;
+            }
+            fail[i] = k;
+        }
+        Finder { needle, fail }
+    }
+
+    fn find_in(&self, hay: &[u8]) -> bool {
+        if self.needle.is_empty() {
+            return true;
+        }
+        let mut k = 0;
+        for &c in hay {
+            while k > 0 && c != self.needle[k] {
+                k = self.fail[k - 1];
+            }
+            if c == self.needle[k] {
+                k += 1;
+                if k == self.needle.len() {
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 

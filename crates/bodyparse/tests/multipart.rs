@@ -405,3 +405,18 @@ fn nothing_panics_on_garbage() {
         let _ = parse(CT, &body[..i]);
     }
 }
+
+#[test]
+fn repetitive_boundary_is_linear() {
+    let b = "-".repeat(200);
+    let ct = format!("multipart/form-data; boundary={b}");
+    let line = format!("x{}\r\n", "-".repeat(4000));
+    let body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=x\r\n\r\n{}--{b}--\r\n",
+        line.repeat(500)
+    );
+    let t = std::time::Instant::now();
+    let m = parse(ct.as_bytes(), body.as_bytes()).unwrap();
+    assert!(m.flags.unmatched_boundary);
+    assert!(t.elapsed().as_secs() < 5);
+}
