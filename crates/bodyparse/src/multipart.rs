@@ -314,6 +314,16 @@ fn is_token_char(c: u8) -> bool {
 fn parse_boundary(ct: &[u8], flags: &mut Flags) -> Result<Vec<u8>, String> {
     // A NUL ends a C string.
     let ct = &ct[..ct.iter().position(|&c| c == 0).unwrap_or(ct.len())];
+    // The HTTP server hands ModSecurity the value without surrounding
+    // whitespace.
+    let start = ct.iter().take_while(|&&c| is_space(c)).count();
+    let end = ct.len()
+        - ct[start..]
+            .iter()
+            .rev()
+            .take_while(|&&c| is_space(c))
+            .count();
+    let ct = &ct[start..end];
     if ct.is_empty() {
         return Err("Multipart: Content-Type header not available.".into());
     }

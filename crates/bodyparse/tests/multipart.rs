@@ -420,3 +420,56 @@ fn repetitive_boundary_is_linear() {
     assert!(m.flags.unmatched_boundary);
     assert!(t.elapsed().as_secs() < 5);
 }
+
+const FORM: &[u8] = b"--0000\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\nv\r\n--0000\r\nContent-Disposition: form-data; name=\"f\"; filename=\"i.jpg\"\r\nContent-Type: image/jpeg\r\n\r\nBIN\r\n--0000--\r\n";
+
+#[test]
+fn content_type_variants() {
+    // Surrounding whitespace of the header value is not part of it.
+    let m = parse(b" multipart/form-data; boundary=0000 ", FORM).unwrap();
+    assert!(!m.flags.strict_error());
+    assert_eq!(m.parts.len(), 2);
+    // A space inside the value makes another boundary: nothing matches.
+    let e = parse(b"multipart/form-data; boundary=0000 1111", FORM).unwrap_err();
+    assert!(e.message.contains("No boundaries"), "{}", e.message);
+    assert!(e.flags.unmatched_boundary);
+    // Comma-separated second parameter.
+    let e = parse(b"multipart/form-data; boundary=0000,1111", FORM).unwrap_err();
+    assert!(e.message.contains("characters"), "{}", e.message);
+    let e = parse(
+        b"multipart/form-data; boundary=\"0000\"; boundary=1111",
+        FORM,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("Multiple"), "{}", e.message);
+    let e = parse(b"multipart/form-data, boundary=0000", FORM).unwrap_err();
+    assert!(e.message.contains("malformed"), "{}", e.message);
+    // Whitespace in front of the value stays part of the boundary.
+    let body = b"-- 0000\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n-- 0000--\r\n";
+    let m = parse(b"multipart/form-data; boundary=\" 0000\"", body).unwrap();
+    assert!(m.flags.boundary_quoted);
+    assert_eq!(m.args().next(), Some((&b"a"[..], &b"1"[..])));
+    let m = parse(b"multipart/form-data; boundary= 0000", body).unwrap();
+    assert!(m.flags.boundary_whitespace);
+}
+
+#[test]
+fn single_quoted_name_cannot_smuggle_a_second_name() {
+    let body = b"--0000\r\nContent-Disposition: form-data; name=';filename=\"x';name=b;\"\r\n\r\n2\r\n--0000--\r\n";
+    let e = parse(b"multipart/form-data; boundary=0000", body).unwrap_err();
+    assert!(e.flags.invalid_quoting);
+    assert!(e.message.contains("(-14)"), "{}", e.message);
+}
+
+#[test]
+fn dashes_in_data_are_data() {
+    let body = b"--0000\r\nContent-Disposition: form-data; name=a\r\n\r\n--test\r\n--0000\r\nContent-Disposition: form-data; name=b\r\n\r\n--\r\n--0000--";
+    let m = parse(b"multipart/form-data; boundary=0000", body).unwrap();
+    let args: Vec<_> = m.args().collect();
+    assert_eq!(
+        args,
+        vec![(&b"a"[..], &b"--test"[..]), (&b"b"[..], &b"--"[..])]
+    );
+    assert!(m.flags.unmatched_boundary);
+    assert!(!m.flags.strict_error());
+}
