@@ -50,7 +50,15 @@ fn main() {
                     println!("UNICODE MODE: {pat}");
                 }
             }
+            let t0 = std::time::Instant::now();
             let lits = seclang_ops::regex_literals(&pat);
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if verbose && ms > 5.0 {
+                eprintln!(
+                    "slow ({ms:.1} ms): {}",
+                    pat.chars().take(80).collect::<String>()
+                );
+            }
             if lits.is_some() {
                 with += 1;
             }

@@ -26,7 +26,7 @@ pub const MIN_LEN: usize = 2;
 /// Largest set accepted.
 pub const MAX_LITS: usize = 300;
 /// Longest concatenation run handed to the extractor.
-const RUN: usize = 16;
+const RUN: usize = 8;
 
 /// Parses `pattern` as `@rx` compiles it (byte semantics first, Unicode
 /// mode when the pattern needs it) and extracts a required-literal set.
@@ -178,7 +178,7 @@ fn normalize<'a>(lits: impl IntoIterator<Item = &'a [u8]>) -> Option<Cand> {
             return None;
         }
         v.push(l.to_ascii_lowercase());
-        if v.len() > 20 * MAX_LITS {
+        if v.len() > 8 * MAX_LITS {
             return None;
         }
     }
@@ -194,10 +194,10 @@ fn normalize<'a>(lits: impl IntoIterator<Item = &'a [u8]>) -> Option<Cand> {
             .any(|k| l.windows(k.len()).any(|w| w == k.as_slice()))
         {
             kept.push(l);
+            if kept.len() > MAX_LITS {
+                return None;
+            }
         }
-    }
-    if kept.len() > MAX_LITS {
-        return None;
     }
     let min = kept.iter().map(Vec::len).min()?;
     Some(Cand { lits: kept, min })
@@ -213,45 +213,48 @@ fn extractor(kind: ExtractKind) -> Extractor {
     e
 }
 
+/// The best set for the whole pattern: prefix and suffix sequences of
+/// the root plus the structural candidates of [`inner`].
 fn required(hir: &Hir) -> Option<Cand> {
     let pre = extractor(ExtractKind::Prefix);
     let suf = extractor(ExtractKind::Suffix);
-    let mut best = better(from_seq(&pre.extract(hir)), from_seq(&suf.extract(hir)));
+    let best = better(from_seq(&pre.extract(hir)), from_seq(&suf.extract(hir)));
+    better(best, inner(hir, &pre))
+}
+
+/// Structural candidates. A concatenation's prefix sequence is covered by
+/// its first run, a capture's or repetition's by its sub-expression, so the
+/// extractor runs only on concatenation runs here.
+fn inner(hir: &Hir, pre: &Extractor) -> Option<Cand> {
     match hir.kind() {
-        HirKind::Empty | HirKind::Class(_) | HirKind::Look(_) => {}
-        HirKind::Literal(l) => best = better(best, normalize([&l.0[..]])),
-        HirKind::Capture(c) => best = better(best, required(&c.sub)),
-        HirKind::Repetition(r) => {
-            if r.min >= 1 {
-                best = better(best, required(&r.sub));
-            }
-        }
+        HirKind::Empty | HirKind::Class(_) | HirKind::Look(_) => None,
+        HirKind::Literal(l) => normalize([&l.0[..]]),
+        HirKind::Capture(c) => inner(&c.sub, pre),
+        HirKind::Repetition(r) if r.min >= 1 => inner(&r.sub, pre),
+        HirKind::Repetition(_) => None,
         HirKind::Concat(children) => {
+            let mut best = None;
             for i in 0..children.len() {
                 let end = (i + RUN).min(children.len());
                 let run = Hir::concat(children[i..end].to_vec());
                 best = better(best, from_seq(&pre.extract(&run)));
-                best = better(best, required(&children[i]));
+                best = better(best, inner(&children[i], pre));
             }
+            best
         }
         HirKind::Alternation(branches) => {
             let mut all: Vec<Vec<u8>> = Vec::new();
-            let mut ok = true;
             for b in branches {
-                match required(b) {
-                    Some(c) => all.extend(c.lits),
-                    None => {
-                        ok = false;
-                        break;
-                    }
+                // (A concatenation's first run holds its prefixes.)
+                let c = inner(b, pre)?;
+                all.extend(c.lits);
+                if all.len() > 8 * MAX_LITS {
+                    return None;
                 }
             }
-            if ok {
-                best = better(best, normalize(all.iter().map(Vec::as_slice)));
-            }
+            normalize(all.iter().map(Vec::as_slice))
         }
     }
-    best
 }
 
 #[cfg(test)]

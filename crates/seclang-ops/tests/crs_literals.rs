@@ -173,3 +173,109 @@ fn crs_rx_literal_coverage_and_soundness() {
     );
     assert!(checked > 1000, "too few matching samples: {checked}");
 }
+
+/// All lines of the CRS regression tests (payload-bearing YAML).
+fn regression_lines() -> Vec<Vec<u8>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if let Ok(data) = std::fs::read(&p) {
+                for l in data.split(|&b| b == b'\n') {
+                    let l = l.trim_ascii();
+                    if l.len() > 2 && !l.starts_with(b"#") {
+                        out.push(l.to_vec());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        std::path::Path::new("/work/shared/crs/tests/regression/tests"),
+        &mut out,
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Soundness on real attack payloads: every CRS regression-test line,
+/// raw and through common CRS transformation chains; wherever an `@rx`
+/// matches, its literal set must match too.
+#[test]
+fn crs_rx_literals_sound_on_regression_payloads() {
+    let Some(pats) = crs_patterns() else {
+        return;
+    };
+    let lines = regression_lines();
+    if lines.is_empty() {
+        return;
+    }
+    let none = |_: &str| -> std::io::Result<Vec<u8>> { Err(std::io::ErrorKind::NotFound.into()) };
+    let chains: &[&[&str]] = &[
+        &[],
+        &["urlDecodeUni"],
+        &["urlDecodeUni", "lowercase"],
+        &[
+            "utf8toUnicode",
+            "urlDecodeUni",
+            "htmlEntityDecode",
+            "jsDecode",
+            "cssDecode",
+            "removeNulls",
+        ],
+        &["urlDecodeUni", "cmdLine"],
+        &["urlDecodeUni", "removeWhitespace", "lowercase"],
+        &["urlDecodeUni", "replaceComments"],
+        &["base64Decode"],
+    ];
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    for l in &lines {
+        for chain in chains {
+            let mut v = l.clone();
+            for n in *chain {
+                if let Some(nv) = seclang_ops::Transform::from_name(n).unwrap().apply(&v) {
+                    v = nv;
+                }
+            }
+            values.push(v);
+        }
+    }
+    values.sort();
+    values.dedup();
+    let mut with = Vec::new();
+    for p in &pats {
+        let op = Operator::compile("rx", p, false, &none).unwrap();
+        if let Some(lits) = op.required_literals() {
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(&lits)
+                .unwrap();
+            with.push((p, op, ac));
+        }
+    }
+    let mut matches = 0usize;
+    for v in &values {
+        for (p, op, ac) in &with {
+            if !ac.is_match(v) && op.eval(v, &NoExpand, None) {
+                panic!(
+                    "literal set misses a match\npattern: {p}\nvalue: {:?}",
+                    String::from_utf8_lossy(v)
+                );
+            }
+            if ac.is_match(v) {
+                matches += 1;
+            }
+        }
+    }
+    eprintln!(
+        "regression values: {}, patterns with literals: {}, prefilter passes: {matches}",
+        values.len(),
+        with.len()
+    );
+}
