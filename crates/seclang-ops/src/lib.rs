@@ -3,6 +3,18 @@
 //!
 //! The engine (`seclang`) only sees [`Operator`], [`Transform`] and the
 //! [`Expand`] bridge for macro expansion in operator arguments.
+//!
+//! Choices worth knowing:
+//! - `@rx` follows PCRE as ModSecurity v2 runs it (no UTF-8 mode, DOTALL):
+//!   the pattern is compiled by `regex::bytes` with Unicode mode off, so
+//!   `\x{c2}` is a byte, `\w \s \d \b` and `(?i)` are ASCII. Patterns that
+//!   need Unicode (`\p{..}`, non-ASCII class members) compile in Unicode
+//!   mode. Lookaround and backreferences are rejected with a clear error.
+//! - `@rbl` never matches (no DNS at request time).
+//! - `utf8toUnicode` keeps NUL bytes (v2 loses them through a C-string bug);
+//!   `normalizePath("/..")` is `"/"`.
+//! - [`Operator::required_literals`] returns lower-cased literals to be
+//!   matched ASCII case-insensitively; see [`regex_literals`].
 
 mod literals;
 mod operator;

@@ -421,3 +421,55 @@ fn no_panic_on_odd_input() {
         }
     }
 }
+
+#[test]
+fn random_inputs_do_not_panic() {
+    const ALPHA: &[u8] =
+        b"%uUxX0123456789abcdefABCDEF&#;\\/.*-<!>'\"^ ,\t\n\x00\xa0\xc3\xa9\xf0\xff+=lgtampqo";
+    let mut s: u64 = 0x1234_5678_9abc_def1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let names = [
+        "urlDecode",
+        "urlDecodeUni",
+        "htmlEntityDecode",
+        "jsDecode",
+        "cssDecode",
+        "escapeSeqDecode",
+        "utf8toUnicode",
+        "removeComments",
+        "removeCommentsChar",
+        "replaceComments",
+        "cmdLine",
+        "normalizePath",
+        "normalizePathWin",
+        "base64Decode",
+        "base64DecodeExt",
+        "hexDecode",
+        "sqlHexDecode",
+        "compressWhitespace",
+        "trim",
+        "removeWhitespace",
+        "urlEncode",
+        "parityEven7bit",
+    ];
+    let tfs: Vec<Transform> = names
+        .iter()
+        .map(|n| Transform::from_name(n).unwrap())
+        .collect();
+    for _ in 0..3000 {
+        let len = (next() % 24) as usize;
+        let v: Vec<u8> = (0..len)
+            .map(|_| ALPHA[(next() % ALPHA.len() as u64) as usize])
+            .collect();
+        for t in &tfs {
+            if let Some(out) = t.apply(&v) {
+                assert_ne!(out, v);
+            }
+        }
+    }
+}
