@@ -120,6 +120,46 @@ fn strtol_byte(digits: &[u8], radix: u32) -> u8 {
     (n & 0xff) as u8
 }
 
+/// Named entities v2 decodes (names compared case-insensitively): the
+/// classic five plus the ASCII punctuation set added for GHSA-cxqf-vgrr-xxrv.
+fn named_entity(name: &[u8]) -> Option<u8> {
+    Some(match name {
+        b"quot" => b'"',
+        b"amp" => b'&',
+        b"lt" => b'<',
+        b"gt" => b'>',
+        b"nbsp" => NBSP,
+        b"colon" => b':',
+        b"apos" => b'\'',
+        b"num" => b'#',
+        b"dollar" => b'$',
+        b"percnt" => b'%',
+        b"lpar" => b'(',
+        b"rpar" => b')',
+        b"ast" => b'*',
+        b"plus" => b'+',
+        b"comma" => b',',
+        b"hyphen" => b'-',
+        b"period" => b'.',
+        b"sol" => b'/',
+        b"semi" => b';',
+        b"equals" => b'=',
+        b"quest" => b'?',
+        b"commat" => b'@',
+        b"lbrack" => b'[',
+        b"bsol" => b'\\',
+        b"rbrack" => b']',
+        b"caret" => b'^',
+        b"lowbar" => b'_',
+        b"grave" => b'`',
+        b"lbrace" => b'{',
+        b"verbar" => b'|',
+        b"rbrace" => b'}',
+        b"tilde" => b'~',
+        _ => return None,
+    })
+}
+
 pub fn html_entity_decode(v: &[u8]) -> Vec<u8> {
     let n = v.len();
     let mut o = Vec::with_capacity(n);
@@ -168,13 +208,9 @@ pub fn html_entity_decode(v: &[u8]) -> Vec<u8> {
                     }
                     if j > k {
                         let name = v[k..j].to_ascii_lowercase();
-                        let c = match name.as_slice() {
-                            b"quot" => b'"',
-                            b"amp" => b'&',
-                            b"lt" => b'<',
-                            b"gt" => b'>',
-                            b"nbsp" => NBSP,
-                            _ => {
+                        let c = match named_entity(&name) {
+                            Some(c) => c,
+                            None => {
                                 copy = j - k + 1;
                                 break 'ent;
                             }
@@ -501,11 +537,6 @@ pub fn remove_comments(v: &[u8]) -> Vec<u8> {
         } else if at(i, b"*/") || at(i, b"-->") {
             incomment = false;
             i += if v[i] == b'*' { 2 } else { 3 };
-            // v2 copies the byte right after the comment unexamined.
-            if i < n {
-                o.push(v[i]);
-                i += 1;
-            }
         } else {
             i += 1;
         }
@@ -673,10 +704,29 @@ pub fn base64_decode(v: &[u8]) -> Vec<u8> {
     b64_bits(v[..n].iter().filter_map(|&c| b64val(c)))
 }
 
-/// base64DecodeExt: skips characters outside the alphabet (whitespace,
-/// padding, junk) and decodes the rest.
+/// base64DecodeExt: also takes the URL-safe alphabet (`-` `_`), skips
+/// characters outside the alphabet (whitespace, junk) and decodes the
+/// rest. Padding where a group holds a single character is an error and
+/// gives an empty value, as in v2.
 pub fn base64_decode_ext(v: &[u8]) -> Vec<u8> {
-    b64_bits(v.iter().filter_map(|&c| b64val(c)))
+    let mut vals = Vec::with_capacity(v.len());
+    for (k, &c) in v.iter().enumerate() {
+        if c == b'=' {
+            if v.get(k + 1) != Some(&b'=') && vals.len() % 4 == 1 {
+                return Vec::new();
+            }
+            continue;
+        }
+        let x = match c {
+            b'-' => Some(62),
+            b'_' => Some(63),
+            _ => b64val(c),
+        };
+        if let Some(x) = x {
+            vals.push(x);
+        }
+    }
+    b64_bits(vals.into_iter())
 }
 
 fn b64val(c: u8) -> Option<u8> {
@@ -706,10 +756,18 @@ fn b64_bits(vals: impl Iterator<Item = u8>) -> Vec<u8> {
     o
 }
 
-/// hexDecode: pairs of characters to bytes, no validation (v2 `hex2bytes`);
-/// an odd trailing character is dropped.
+/// hexDecode: pairs of hex digits to bytes; a pair that is not hex and an
+/// odd trailing character are kept as they are.
 pub fn hex_decode(v: &[u8]) -> Vec<u8> {
-    v.chunks_exact(2).map(|p| x2c(p[0], p[1])).collect()
+    let mut o = Vec::with_capacity(v.len() / 2 + 1);
+    for p in v.chunks(2) {
+        if p.len() == 2 && is_hex(p[0]) && is_hex(p[1]) {
+            o.push(x2c(p[0], p[1]));
+        } else {
+            o.extend_from_slice(p);
+        }
+    }
+    o
 }
 
 pub fn hex_encode(v: &[u8]) -> Vec<u8> {

@@ -141,6 +141,29 @@ fn html_entity_decode() {
             (b"&#0000000000000000065;", b"A"),
             (b"&#99999999999999999999999;", b"\xff"),
             (b"&#321;", b"A"), // 0x141 -> low byte
+            // ModSecurity's own vectors
+            (
+                b"&#x0;&#X0;&#x20;&#X20;&#0;&#32;\0&#100;&quot;&amp;&lt;&gt;&nbsp;",
+                b"\0\0\x20\x20\0\x20\0\x64\"&<>\xa0",
+            ),
+            (
+                b"&#x0&#X0&#x20&#X20&#0&#32\0&#100&quot&amp&lt&gt&nbsp",
+                b"\0\0\x20\x20\0\x20\0\x64\"&<>\xa0",
+            ),
+            (
+                b"&#xg;&#Xg;&#xg0;&#X2g;&#a;\0&#a2;&#3a&#a00;&#1a0;&#10a;&foo;",
+                b"&#xg;&#Xg;&#xg0;\x02g;&#a;\0&#a2;\x03a&#a00;\x01a0;\x0aa;&foo;",
+            ),
+            (b"javascript&colon;alert(1)", b"javascript:alert(1)"),
+            (b"it&apos;s&COLON;&Apos;", b"it's:'"),
+            (
+                b"&num;&dollar;&percnt;&lpar;&rpar;&ast;&plus;&comma;&hyphen;&period;&sol;&semi;&equals;&quest;&commat;",
+                b"#$%()*+,-./;=?@",
+            ),
+            (
+                b"&lbrack;&bsol;&rbrack;&caret;&lowbar;&grave;&lbrace;&verbar;&rbrace;&tilde;",
+                b"[\\]^_`{|}~",
+            ),
         ],
     );
 }
@@ -197,6 +220,11 @@ fn escape_seq_decode() {
             (b"\\x4g", b"x4g"),
             (b"\\", b"\\"),
             (b"\\777", b"\xff"),
+            // ModSecurity's own vectors
+            (b"\\8\\9\\666\\xag\\xga\\0123", b"89\xb6xagxga\x0a3"),
+            (b"\\x\\x0", b"xx0"),
+            (b"\\012", b"\x0a"),
+            (b"\\\0", b"\0"),
         ],
     );
 }
@@ -251,6 +279,17 @@ fn comments() {
         "removeComments",
         &[
             (b"UNION/**/SELECT", b"UNIONSELECT"),
+            (b"SELECT/**//**/UNION", b"SELECTUNION"),
+            (b"foo<!-- comment 1 --><!-- comment 2 -->bar", b"foobar"),
+            (
+                b"Before/* T*/ /* e */ /* s */ /* t */\r\nCase ",
+                b"Before   \r\nCase ",
+            ),
+            (
+                b"Before /* */ ops */ Test\nCase ",
+                b"Before  ops */ Test\nCase ",
+            ),
+            (b"/*Before/* Test\r\nCase ", b" "),
             (b"1 -- x", b"1 "),
             (b"1 # x", b"1 "),
             (b"a<!--x-->b", b"ab"),
@@ -327,7 +366,23 @@ fn base64() {
     );
     check(
         "base64DecodeExt",
-        &[(b"SGVs bG8=", b"Hello"), (b"S.G.V.s.b.G.8", b"Hello")],
+        &[
+            (b"SGVs bG8=", b"Hello"),
+            (b"S.G.V.s.b.G.8", b"Hello"),
+            (b"dzBzV==YWxlcnQoMSk=", b""),
+            (
+                b"eyJwIjoieHh-IiwiYWxnIjoibm9uZSIsInR5cCI6IkpXVCJ9",
+                b"{\"p\":\"xx~\",\"alg\":\"none\",\"typ\":\"JWT\"}",
+            ),
+        ],
+    );
+    check(
+        "base64Decode",
+        &[
+            (b"VGVzdENhc2UxMg==", b"TestCase12"),
+            (b"VGVzdABDYXNl", b"Test\0Case"),
+            (b"VGVzdENhc2U=\0VGVzdENhc2U=", b"TestCase"),
+        ],
     );
     check(
         "base64Encode",
@@ -338,7 +393,15 @@ fn base64() {
 #[test]
 fn hex() {
     check("hexEncode", &[(b"A\x00\xff", b"4100ff")]);
-    check("hexDecode", &[(b"414a4A", b"AJJ"), (b"414", b"A")]);
+    check(
+        "hexDecode",
+        &[
+            (b"414a4A", b"AJJ"),
+            (b"414", b"A4"),
+            (b"546573740043617365", b"Test\0Case"),
+            (b"01234567890a0z0123", b"\x01#Eg\x89\n0z\x01#"),
+        ],
+    );
     check(
         "sqlHexDecode",
         &[
@@ -370,7 +433,16 @@ fn url_encode_and_parity() {
     check("urlEncode", &[(b"a b*c/<\xff", b"a+b*c%2f%3c%ff")]);
     check("parityZero7bit", &[(b"\xc1a", b"Aa")]);
     // 'A' = 0x41 has two bits set (even): even parity leaves bit 7 clear.
-    check("parityEven7bit", &[(b"AC", b"A\xc3")]);
+    check(
+        "parityEven7bit",
+        &[
+            (b"AC", b"A\xc3"),
+            (
+                b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                b"\xe1\xe2c\xe4ef\xe7\xe8ij\xebl\xed\xeeo\xf0qr\xf3t\xf5\xf6wx\xf9\xfa0\xb1\xb23\xb456\xb7\xb89AB\xc3D\xc5\xc6GH\xc9\xcaK\xccMN\xcfP\xd1\xd2S\xd4UV\xd7\xd8YZ",
+            ),
+        ],
+    );
     check("parityOdd7bit", &[(b"AC", b"\xc1C")]);
 }
 
