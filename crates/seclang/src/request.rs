@@ -50,6 +50,27 @@ pub fn basename(path: &[u8]) -> Vec<u8> {
     p[b..].to_vec()
 }
 
+fn percent_decode(p: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'%' {
+            if let (Some(a), Some(b)) = (
+                p.get(i + 1).copied().and_then(hex),
+                p.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(a << 4 | b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(p[i]);
+        i += 1;
+    }
+    out
+}
+
 pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
     let mut st = TxState {
         started: Some(Instant::now()),
@@ -64,6 +85,9 @@ pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
         st.uri.push(b'?');
         st.uri.extend_from_slice(q);
     }
+    // Apache decodes the path in place before ModSecurity sees it, so
+    // REQUEST_FILENAME and REQUEST_BASENAME are percent-decoded ('+' stays).
+    let path = percent_decode(&path);
     st.basename = basename(&path);
     st.path = path;
     st.protocol = req.version.as_str().as_bytes().to_vec();
@@ -127,6 +151,12 @@ mod tests {
         c("HTTPS://h", "", None);
         c("/a#frag?x", "/a", None);
         c("/a%2fb?q=%27", "/a%2fb", Some("q=%27"));
+    }
+
+    #[test]
+    fn filename_is_percent_decoded() {
+        assert_eq!(percent_decode(b"/a%20(b%2"), b"/a (b%2");
+        assert_eq!(percent_decode(b"/a+b%zz"), b"/a+b%zz");
     }
 
     #[test]
