@@ -127,14 +127,12 @@ where
         if head.expect_continue
             && head.framing != Framing::None
             && head.version == HttpVersion::Http11
-        {
-            if io
+            && io
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .is_err()
-            {
-                return None;
-            }
+        {
+            return None;
         }
 
         let mut reader = BodyReader::new(head.framing, body_limits);
