@@ -214,9 +214,11 @@ SecRule REQUEST_COOKIES_NAMES "@rx ^sess" "id:7,phase:1,pass,nolog,setvar:tx.cn=
 
 #[test]
 fn request_line_variables() {
+    // REQUEST_FILENAME is the path as Apache hands it to ModSecurity's phase 2:
+    // percent-decoded (CRS tests 933151-1, 933160-18 rely on it); REQUEST_URI stays raw.
     let conf = r#"
 SecRule REQUEST_URI "@streq /a%20b/c.php?x=%27" "id:1,phase:1,pass,nolog,setvar:tx.uri=1"
-SecRule REQUEST_FILENAME "@streq /a%20b/c.php" "id:2,phase:1,pass,nolog,setvar:tx.fn=1"
+SecRule REQUEST_FILENAME "@streq /a b/c.php" "id:2,phase:1,pass,nolog,setvar:tx.fn=1"
 SecRule REQUEST_BASENAME "@streq c.php" "id:3,phase:1,pass,nolog,setvar:tx.bn=1"
 SecRule QUERY_STRING "@streq x=%27" "id:4,phase:1,pass,nolog,setvar:tx.qs=1"
 SecRule ARGS_GET:x "@streq '" "id:5,phase:1,pass,nolog,setvar:tx.arg=1"
