@@ -15,4 +15,4 @@ OFF=${PORT_OFFSET:-0}
 UP=127.0.0.1:$((8081 + OFF))
 exec bash "$PEERS" "$@" \
   --add "palisade-empty|$((8090 + OFF))|proxy|$BIN serve --policy $ROOT/bench/policy-empty --listen 127.0.0.1:$((8090 + OFF)) --admin 127.0.0.1:$((9990 + OFF)) --upstream $UP" \
-  --add "palisade-crs|$((8091 + OFF))|waf|$BIN serve --policy $ROOT/examples/policy --listen 127.0.0.1:$((8091 + OFF)) --admin 127.0.0.1:$((9991 + OFF)) --upstream $UP"
+  --add "palisade-crs|$((8091 + OFF))|waf|$BIN serve --policy $ROOT/bench/policy-crs --listen 127.0.0.1:$((8091 + OFF)) --admin 127.0.0.1:$((9991 + OFF)) --upstream $UP"
