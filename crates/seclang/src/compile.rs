@@ -123,6 +123,7 @@ impl RawRule {
 
 pub(crate) struct Loaded {
     pub phases: [Vec<Entry>; 5],
+    pub groups: Vec<crate::prefilter::GroupFilter>,
     pub cfg: Config,
     pub files_read: Vec<String>,
     pub rule_count: usize,
@@ -750,8 +751,10 @@ impl Loader<'_> {
                 }
             }
         }
+        let groups = crate::prefilter::build_groups(&mut phases);
         Ok(Loaded {
             phases,
+            groups,
             cfg: self.cfg,
             files_read: self.files_read.into_inner(),
             rule_count,
@@ -890,6 +893,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             skip: if starter { skip } else { 0 },
             skip_after: if starter { skip_after.clone() } else { None },
             prefilter,
+            group: None,
             tag_text: if starter {
                 tag_text.clone()
             } else {
@@ -926,6 +930,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         skip: 0,
         skip_after: None,
         prefilter: None,
+        group: None,
         tag_text: Vec::new(),
         msg_text: String::new(),
     }

@@ -280,7 +280,14 @@ impl Engine<'_> {
             } else {
                 let v = self.cache.transformed(it, &rule.transforms);
                 if let Some(pf) = &rule.prefilter {
-                    if !pf.may_match(&v) {
+                    let may = match (rule.group, it.stable) {
+                        (Some(g), true) => match self.rs.groups.get(g.0 as usize) {
+                            Some(gf) => self.cache.group_may_match(it, g, gf, &v),
+                            None => pf.may_match(&v),
+                        },
+                        _ => pf.may_match(&v),
+                    };
+                    if !may {
                         self.stats.prefilter_skips += 1;
                         continue;
                     }

@@ -79,6 +79,7 @@ pub struct LoadOptions {
 /// prefilters and loaded data files. Cheap to share across threads.
 pub struct RuleSet {
     phases: [Vec<rules::Entry>; 5],
+    groups: Vec<prefilter::GroupFilter>,
     cfg: rules::Config,
     files_read: Vec<String>,
     rule_count: usize,
@@ -95,6 +96,7 @@ impl RuleSet {
         let l = compile::load(src, entries, opts)?;
         Ok(RuleSet {
             phases: l.phases,
+            groups: l.groups,
             cfg: l.cfg,
             files_read: l.files_read,
             rule_count: l.rule_count,
@@ -225,6 +227,13 @@ pub struct Transaction {
     done: [bool; 6],
 }
 
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        // Hand the cache's tables back for the thread's next transaction.
+        tcache::TCache::give(std::mem::take(&mut self.cache));
+    }
+}
+
 impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: &RequestHead, unique_id: String) -> Self {
         let cfg = &rules.cfg;
@@ -248,7 +257,7 @@ impl Transaction {
             matched: Vec::new(),
             st,
             rt,
-            cache: tcache::TCache::default(),
+            cache: tcache::TCache::take(),
             stats: engine::Stats::default(),
             done: [false; 6],
         }

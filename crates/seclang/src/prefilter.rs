@@ -4,10 +4,13 @@
 //! lower-cased from `seclang-ops` and are matched ASCII
 //! case-insensitively (a superset check, so always safe).
 
+use crate::rules::{Entry, Rule};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::collections::HashMap;
 
 pub struct Prefilter {
     ac: AhoCorasick,
+    lits: Vec<Vec<u8>>,
 }
 
 impl Prefilter {
@@ -21,13 +24,98 @@ impl Prefilter {
             .ascii_case_insensitive(true)
             .build(&lits)
             .ok()?;
-        Some(Prefilter { ac })
+        Some(Prefilter { ac, lits })
     }
 
     /// False only when the operator cannot match `value`.
     pub fn may_match(&self, value: &[u8]) -> bool {
         self.ac.is_match(value)
     }
+}
+
+/// The prefilters of every rule that transforms its values the same way,
+/// merged: one scan of a transformed value answers "may match" for all of
+/// them at once (a bit per rule), instead of one scan per rule.
+pub struct GroupFilter {
+    /// `None` when the merged automaton could not be built: every rule may match.
+    ac: Option<AhoCorasick>,
+    /// Pattern index -> slot of the rule it came from.
+    pat_slot: Vec<u32>,
+    slots: usize,
+}
+
+impl GroupFilter {
+    /// Append to `out` one bit per rule of the group: set when one of the
+    /// rule's literals occurs in `value`.
+    pub fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
+        let words = self.slots.div_ceil(64);
+        let base = out.len();
+        let Some(ac) = &self.ac else {
+            out.resize(base + words, u64::MAX);
+            return;
+        };
+        out.resize(base + words, 0);
+        for m in ac.find_overlapping_iter(value) {
+            let s = self.pat_slot[m.pattern().as_usize()] as usize;
+            out[base + s / 64] |= 1 << (s % 64);
+        }
+    }
+}
+
+pub fn bit(bits: &[u64], slot: u32) -> bool {
+    bits.get(slot as usize / 64)
+        .is_some_and(|w| w >> (slot % 64) & 1 == 1)
+}
+
+/// Assign every prefiltered rule (and chain link) to the group of its
+/// transformation chain, and build one merged automaton per group.
+pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
+    // chain id (None: no transformations) -> (literals, their slots, slot count)
+    let mut by_chain: HashMap<Option<u32>, (u32, Vec<Vec<u8>>, Vec<u32>, u32)> = HashMap::new();
+    let mut next_gid = 0u32;
+    for phase in phases.iter_mut() {
+        for e in phase.iter_mut() {
+            let Entry::Rule(r) = e else { continue };
+            let mut cur: Option<&mut Rule> = Some(r);
+            while let Some(rule) = cur {
+                if let (Some(pf), false) = (&rule.prefilter, rule.multi_match) {
+                    let chain = rule.transforms.last().map(|t| t.1);
+                    let g = by_chain.entry(chain).or_insert_with(|| {
+                        next_gid += 1;
+                        (next_gid - 1, Vec::new(), Vec::new(), 0)
+                    });
+                    let slot = g.3;
+                    g.3 += 1;
+                    for l in &pf.lits {
+                        g.1.push(l.clone());
+                        g.2.push(slot);
+                    }
+                    rule.group = Some((g.0, slot));
+                }
+                cur = rule.chain.as_deref_mut();
+            }
+        }
+    }
+    let mut groups: Vec<(u32, GroupFilter)> = by_chain
+        .into_values()
+        .map(|(gid, lits, pat_slot, slots)| {
+            let ac = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .build(&lits)
+                .ok();
+            (
+                gid,
+                GroupFilter {
+                    ac,
+                    pat_slot,
+                    slots: slots as usize,
+                },
+            )
+        })
+        .collect();
+    groups.sort_by_key(|g| g.0);
+    groups.into_iter().map(|g| g.1).collect()
 }
 
 #[cfg(test)]

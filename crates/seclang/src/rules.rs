@@ -77,6 +77,8 @@ pub struct Rule {
     pub skip: u32,
     pub skip_after: Option<String>,
     pub prefilter: Option<Prefilter>,
+    /// (group, slot) in the merged prefilter of rules sharing this transformation chain.
+    pub group: Option<(u32, u32)>,
     /// Tags as written (ctl:ruleRemoveByTag matches these).
     pub tag_text: Vec<String>,
     pub msg_text: String,

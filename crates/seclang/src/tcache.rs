@@ -6,6 +6,7 @@
 
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
+use crate::prefilter::{bit, GroupFilter};
 use crate::variables::Item;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -36,12 +37,68 @@ type Key = (usize, usize, u32);
 pub struct TCache {
     /// `None`: the prefix left the value unchanged.
     map: FxHashMap<Key, Option<Arc<[u8]>>>,
+    /// (value address, length, prefilter group) -> offset of the group's
+    /// bits for that value in `bits`.
+    groups: FxHashMap<Key, u32>,
+    bits: Vec<u64>,
     pub hits: u64,
+}
+
+thread_local! {
+    /// Caches of finished transactions, reused so their tables keep their
+    /// capacity instead of growing again on every request.
+    static POOL: std::cell::RefCell<Vec<TCache>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl TCache {
     pub fn clear(&mut self) {
         self.map.clear();
+        self.groups.clear();
+        self.bits.clear();
+    }
+
+    /// An empty cache, recycled from this thread's pool when there is one.
+    pub fn take() -> TCache {
+        POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+    }
+
+    /// Return a cache to this thread's pool (bounded; oversized tables are dropped).
+    pub fn give(mut c: TCache) {
+        if c.map.capacity() > 4 * MAX_ENTRIES {
+            return;
+        }
+        c.clear();
+        c.hits = 0;
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 64 {
+                p.push(c);
+            }
+        });
+    }
+
+    /// Whether rule `slot` of group `gid` may match the item's value once
+    /// transformed (`v`); the group's merged scan runs once per value.
+    pub fn group_may_match(
+        &mut self,
+        it: &Item<'_>,
+        (gid, slot): (u32, u32),
+        g: &GroupFilter,
+        v: &[u8],
+    ) -> bool {
+        let key = (it.value.as_ptr() as usize, it.value.len(), gid);
+        if let Some(&off) = self.groups.get(&key) {
+            return bit(&self.bits[off as usize..], slot);
+        }
+        if self.groups.len() >= MAX_ENTRIES {
+            let mut tmp = Vec::new();
+            g.scan(v, &mut tmp);
+            return bit(&tmp, slot);
+        }
+        let off = self.bits.len();
+        g.scan(v, &mut self.bits);
+        self.groups.insert(key, off as u32);
+        bit(&self.bits[off..], slot)
     }
 
     pub fn transformed<'v>(
