@@ -67,11 +67,14 @@ pub fn bit(bits: &[u64], slot: u32) -> bool {
         .is_some_and(|w| w >> (slot % 64) & 1 == 1)
 }
 
+/// A group being collected: (group id, literals, slot of each literal, slot count).
+type Pending = (u32, Vec<Vec<u8>>, Vec<u32>, u32);
+
 /// Assign every prefiltered rule (and chain link) to the group of its
 /// transformation chain, and build one merged automaton per group.
 pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     // chain id (None: no transformations) -> (literals, their slots, slot count)
-    let mut by_chain: HashMap<Option<u32>, (u32, Vec<Vec<u8>>, Vec<u32>, u32)> = HashMap::new();
+    let mut by_chain: HashMap<Option<u32>, Pending> = HashMap::new();
     let mut next_gid = 0u32;
     for phase in phases.iter_mut() {
         for e in phase.iter_mut() {
