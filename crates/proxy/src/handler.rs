@@ -161,17 +161,22 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
 
     // Upstream request: origin-form URI, end-to-end headers only.
     let target = upstream.pick();
-    let pq = if ctx.req.query.is_empty() {
-        ctx.req.path.clone()
-    } else {
-        format!("{}?{}", ctx.req.path, ctx.req.query)
-    };
-    let uri = match format!("http://{target}{pq}").parse::<http::Uri>() {
+    let mut full =
+        String::with_capacity(8 + target.len() + ctx.req.path.len() + 1 + ctx.req.query.len());
+    full.push_str("http://");
+    full.push_str(target);
+    full.push_str(&ctx.req.path);
+    if !ctx.req.query.is_empty() {
+        full.push('?');
+        full.push_str(&ctx.req.query);
+    }
+    let uri = match http::Uri::try_from(full) {
         Ok(u) => u,
         Err(_) => return local(400, "invalid request target\n".into(), true),
     };
     let mut req = http::Request::new(body);
     *req.uri_mut() = uri;
+    req.headers_mut().reserve(ctx.req.headers.len() + 2);
     *req.method_mut() = match http::Method::from_bytes(ctx.req.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => return local(400, "invalid method\n".into(), true),
@@ -253,12 +258,29 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     let mut out = Response::new(RespBody::Upstream { prefix, rest });
     *out.status_mut() = parts.status;
     let listed = connection_tokens(&ctx.response_headers);
-    for (n, v) in parts.headers.iter() {
-        if is_hop_by_hop(n.as_str()) || listed.iter().any(|t| t.eq_ignore_ascii_case(n.as_str())) {
-            continue;
+    let mut headers = parts.headers;
+    let drop_any = headers.keys().any(|n| {
+        is_hop_by_hop(n.as_str()) || listed.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
+    });
+    if drop_any {
+        // Rebuild without hop-by-hop fields, keeping order and duplicates.
+        let mut kept = http::HeaderMap::with_capacity(headers.len());
+        let mut name: Option<HeaderName> = None;
+        for (n, v) in headers.drain() {
+            if let Some(n) = n {
+                name = Some(n);
+            }
+            let Some(n) = name.as_ref() else { continue };
+            if is_hop_by_hop(n.as_str())
+                || listed.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
+            {
+                continue;
+            }
+            kept.append(n.clone(), v);
         }
-        out.headers_mut().append(n.clone(), v.clone());
+        headers = kept;
     }
+    *out.headers_mut() = headers;
     Answer {
         resp: out,
         close: false,
@@ -283,23 +305,30 @@ fn connection_tokens(headers: &[(String, Vec<u8>)]) -> Vec<String> {
 /// Tell the upstream who the client is. An untrusted peer's own
 /// `X-Forwarded-For` is replaced, a trusted one's is extended.
 fn append_forwarded(h: &mut http::HeaderMap, ctx: &RequestCtx) {
+    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     let peer = ctx.req.peer.ip().to_string();
     let xff = if ctx.req.client_ip == ctx.req.peer.ip() {
         peer
     } else {
         let prev: Vec<String> = h
-            .get_all("x-forwarded-for")
+            .get_all(&XFF)
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
         format!("{}, {peer}", prev.join(", "))
     };
-    h.remove("x-forwarded-for");
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    // `insert` replaces every earlier value of the field.
+    match HeaderValue::from_maybe_shared(Bytes::from(xff)) {
+        Ok(v) => {
+            h.insert(XFF.clone(), v);
+        }
+        Err(_) => {
+            h.remove(&XFF);
+        }
     }
     h.insert(
-        "x-forwarded-proto",
+        XFP.clone(),
         HeaderValue::from_static(if ctx.req.tls { "https" } else { "http" }),
     );
 }

@@ -63,7 +63,15 @@ impl Shared {
 
     pub fn next_id(&self) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        format!("{}{:08x}", self.id_prefix, n)
+        // Same text as `format!("{prefix}{n:08x}")`, without the formatter.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digits = (64 - n.leading_zeros()).div_ceil(4).max(8) as usize;
+        let mut id = String::with_capacity(self.id_prefix.len() + digits);
+        id.push_str(&self.id_prefix);
+        for i in (0..digits).rev() {
+            id.push(HEX[((n >> (i * 4)) & 0xf) as usize] as char);
+        }
+        id
     }
 
     pub fn draining(&self) -> bool {

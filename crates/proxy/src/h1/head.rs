@@ -77,8 +77,17 @@ pub struct HeadLimits {
 pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError> {
     // httparse wants a fixed header array; one more than the limit lets us tell
     // "exactly at the limit" from "over it".
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers + 1];
-    let mut req = httparse::Request::new(&mut storage);
+    // The common case (a limit up to STACK_HEADERS) parses into a stack array.
+    const STACK_HEADERS: usize = 128;
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let storage: &mut [httparse::Header<'_>] = if limits.max_headers < STACK_HEADERS {
+        &mut stack[..limits.max_headers + 1]
+    } else {
+        heap.resize(limits.max_headers.saturating_add(1), httparse::EMPTY_HEADER);
+        &mut heap
+    };
+    let mut req = httparse::Request::new(storage);
     let status = match req.parse(buf) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
