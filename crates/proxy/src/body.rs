@@ -138,7 +138,7 @@ pub enum RespBody {
     Full(Option<Bytes>),
     Upstream {
         prefix: Option<Bytes>,
-        rest: hyper::body::Incoming,
+        rest: crate::upstream::UpstreamBody,
     },
 }
 

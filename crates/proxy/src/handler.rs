@@ -203,11 +203,15 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     }
     append_forwarded(h, ctx);
 
-    let sent = tokio::time::timeout(upstream.response_timeout, shared.client.request(req)).await;
+    let sent = tokio::time::timeout(
+        upstream.response_timeout,
+        shared.client.request(target, req),
+    )
+    .await;
     let resp = match sent {
         Err(_) => return local(504, "upstream timed out\n".into(), true),
         Ok(Err(e)) => {
-            if let Some(c) = client_body_error(&e) {
+            if let Some(c) = client_body_error(e.as_ref()) {
                 return local(c.status(), format!("{c}\n"), true);
             }
             tracing::warn!(upstream = %upstream.name, target, error = %e, "upstream request failed");

@@ -14,6 +14,7 @@ pub mod runtime;
 pub mod server;
 pub mod stages;
 pub mod tls;
+pub mod upstream;
 
 pub use runtime::{Runtime, RuntimeError};
 pub use server::{start, BundleSource, Running, ServeOptions, Shared};

@@ -5,11 +5,8 @@
 //! request, and new requests see the new one at once. A bundle that fails to
 //! read, verify or compile is refused and the old one keeps serving.
 
-use crate::body::ReqBody;
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -19,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, ReqBody>;
+pub type Client = crate::upstream::Pool;
 
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -234,14 +231,7 @@ pub enum ServeError {
 }
 
 pub fn client() -> Client {
-    let mut c = HttpConnector::new();
-    c.set_nodelay(true);
-    c.set_connect_timeout(Some(Duration::from_secs(3)));
-    c.enforce_http(true);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(c)
+    crate::upstream::Pool::new()
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
