@@ -181,10 +181,9 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         Ok(m) => m,
         Err(_) => return local(400, "invalid method\n".into(), true),
     };
-    let connection_listed = connection_tokens(&ctx.req.headers);
     let h = req.headers_mut();
     for (n, v) in &ctx.req.headers {
-        if is_hop_by_hop(n) || connection_listed.iter().any(|t| t.eq_ignore_ascii_case(n)) {
+        if is_hop_by_hop(n) || connection_lists(&ctx.req.headers, n) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
@@ -261,11 +260,11 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     }
     let mut out = Response::new(RespBody::Upstream { prefix, rest });
     *out.status_mut() = parts.status;
-    let listed = connection_tokens(&ctx.response_headers);
+    let listed = |n: &HeaderName| connection_lists(&ctx.response_headers, n.as_str());
     let mut headers = parts.headers;
-    let drop_any = headers.keys().any(|n| {
-        is_hop_by_hop(n.as_str()) || listed.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
-    });
+    let drop_any = headers
+        .keys()
+        .any(|n| is_hop_by_hop(n.as_str()) || listed(n));
     if drop_any {
         // Rebuild without hop-by-hop fields, keeping order and duplicates.
         let mut kept = http::HeaderMap::with_capacity(headers.len());
@@ -275,9 +274,7 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
                 name = Some(n);
             }
             let Some(n) = name.as_ref() else { continue };
-            if is_hop_by_hop(n.as_str())
-                || listed.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
-            {
+            if is_hop_by_hop(n.as_str()) || listed(n) {
                 continue;
             }
             kept.append(n.clone(), v);
@@ -291,19 +288,18 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     }
 }
 
-/// Header names listed in `Connection:` are hop-by-hop too.
-fn connection_tokens(headers: &[(String, Vec<u8>)]) -> Vec<String> {
+/// Header names listed in `Connection:` are hop-by-hop too: is `name` one of them?
+fn connection_lists(headers: &[(String, Vec<u8>)], name: &str) -> bool {
     headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| {
-            String::from_utf8_lossy(v)
-                .split(',')
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect::<Vec<_>>()
+        .any(|(_, v)| {
+            v.split(|&b| b == b',').any(|t| {
+                let t = String::from_utf8_lossy(t);
+                let t = t.trim();
+                !t.is_empty() && t.eq_ignore_ascii_case(name)
+            })
         })
-        .collect()
 }
 
 /// Tell the upstream who the client is. An untrusted peer's own

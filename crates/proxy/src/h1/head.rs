@@ -246,9 +246,14 @@ fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
             Err(HeadError::Malformed("`*` target outside OPTIONS"))
         };
     }
-    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let has_prefix = |p: &str| {
+        target
+            .as_bytes()
+            .get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p.as_bytes()))
+    };
     let origin = target.starts_with('/');
-    if !origin && !lower.starts_with("http://") && !lower.starts_with("https://") {
+    if !origin && !has_prefix("http://") && !has_prefix("https://") {
         return Err(HeadError::Malformed("invalid request target"));
     }
     if target.contains('#') {

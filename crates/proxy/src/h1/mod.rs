@@ -102,15 +102,15 @@ where
         };
         buf.advance(head.len);
 
+        let is_head = head.method.eq_ignore_ascii_case("HEAD");
         let req = handler::request_head(
             &rt,
             &conn,
-            head.method.clone(),
-            head.target.clone(),
+            head.method,
+            head.target,
             head.version,
             head.headers,
         );
-        let is_head = head.method.eq_ignore_ascii_case("HEAD");
         let body_limits = BodyLimits {
             max_bytes: lim.max_body_bytes,
             read_timeout: Duration::from_millis(lim.body_read_timeout_ms),
