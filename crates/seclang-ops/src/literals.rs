@@ -24,7 +24,7 @@ use regex_syntax::hir::{
 /// Shortest literal accepted in a set.
 pub const MIN_LEN: usize = 2;
 /// Largest set accepted.
-pub const MAX_LITS: usize = 300;
+pub const MAX_LITS: usize = 2000;
 /// Longest concatenation run handed to the extractor.
 const RUN: usize = 8;
 

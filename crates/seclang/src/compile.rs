@@ -894,6 +894,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             skip_after: if starter { skip_after.clone() } else { None },
             prefilter,
             group: None,
+            skippable: false,
             tag_text: if starter {
                 tag_text.clone()
             } else {
@@ -931,6 +932,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         skip_after: None,
         prefilter: None,
         group: None,
+        skippable: false,
         tag_text: Vec::new(),
         msg_text: String::new(),
     }

@@ -131,6 +131,15 @@ impl Engine<'_> {
             if self.rt.removed.iter().any(|s| s.hits(rule)) {
                 continue;
             }
+            if let (true, Some(g)) = (rule.skippable, rule.group) {
+                if !self.union_may_match(g) {
+                    // None of the rule's literals occurs in any value it can
+                    // target this phase: it cannot match.
+                    self.stats.rules_prefiltered += 1;
+                    self.st.matched_vars.clear();
+                    continue;
+                }
+            }
             match self.run_chain(rule) {
                 Outcome::NoMatch => self.st.matched_vars.clear(),
                 Outcome::Match => {
@@ -148,6 +157,34 @@ impl Engine<'_> {
             }
         }
         None
+    }
+
+    /// The phase-wide prefilter: computed once per group and phase over every
+    /// item the group's skippable rules target (a superset of each rule's items).
+    fn union_may_match(&mut self, (gid, slot): (u32, u32)) -> bool {
+        if let Some(b) = self.cache.union_bit(gid, slot) {
+            return b;
+        }
+        let rs: &RuleSet = self.rs;
+        let Some(gf) = rs.groups.get(gid as usize) else {
+            return true;
+        };
+        let st: &TxState = self.st;
+        let cache: &mut TCache = self.cache;
+        let mut items: Vec<Item<'_>> = Vec::new();
+        for t in &gf.targets {
+            variables::generate(t, st, &mut items);
+        }
+        let mut acc = vec![0u64; gf.words()];
+        for it in &items {
+            let v = cache.transformed(it, &gf.transforms);
+            cache.or_item_bits(it, gid, gf, &v, &mut acc);
+            if acc.iter().all(|w| *w == u64::MAX) {
+                break;
+            }
+        }
+        cache.set_union(gid, &acc);
+        crate::prefilter::bit(&acc, slot)
     }
 
     fn run_chain(&mut self, starter: &Rule) -> Outcome {

@@ -79,7 +79,7 @@ pub struct LoadOptions {
 /// prefilters and loaded data files. Cheap to share across threads.
 pub struct RuleSet {
     phases: [Vec<rules::Entry>; 5],
-    groups: Vec<prefilter::GroupFilter>,
+    pub(crate) groups: Vec<prefilter::GroupFilter>,
     cfg: rules::Config,
     files_read: Vec<String>,
     rule_count: usize,

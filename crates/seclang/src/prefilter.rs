@@ -4,9 +4,12 @@
 //! lower-cased from `seclang-ops` and are matched ASCII
 //! case-insensitively (a superset check, so always safe).
 
+use crate::ops::Transform;
 use crate::rules::{Entry, Rule};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use crate::variables::{phase_stable, Target};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::HashMap;
+use std::collections::HashSet;
 
 pub struct Prefilter {
     ac: AhoCorasick,
@@ -42,11 +45,19 @@ pub struct GroupFilter {
     /// Pattern index -> slot of the rule it came from.
     pat_slot: Vec<u32>,
     slots: usize,
+    /// The group's transformation chain (shared by all its rules).
+    pub transforms: Vec<(Transform, u32)>,
+    /// Union of the targets of the group's skippable rules (phase-wide scan).
+    pub targets: Vec<Target>,
 }
 
 impl GroupFilter {
     /// Append to `out` one bit per rule of the group: set when one of the
     /// rule's literals occurs in `value`.
+    pub fn words(&self) -> usize {
+        self.slots.div_ceil(64)
+    }
+
     pub fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
         let words = self.slots.div_ceil(64);
         let base = out.len();
@@ -67,8 +78,16 @@ pub fn bit(bits: &[u64], slot: u32) -> bool {
         .is_some_and(|w| w >> (slot % 64) & 1 == 1)
 }
 
-/// A group being collected: (group id, literals, slot of each literal, slot count).
-type Pending = (u32, Vec<Vec<u8>>, Vec<u32>, u32);
+/// A group being collected.
+struct Pending {
+    gid: u32,
+    lits: Vec<Vec<u8>>,
+    pat_slot: Vec<u32>,
+    slots: u32,
+    transforms: Vec<(Transform, u32)>,
+    targets: Vec<Target>,
+    seen_targets: HashSet<String>,
+}
 
 /// Assign every prefiltered rule (and chain link) to the group of its
 /// transformation chain, and build one merged automaton per group.
@@ -80,32 +99,72 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
         for e in phase.iter_mut() {
             let Entry::Rule(r) = e else { continue };
             let mut cur: Option<&mut Rule> = Some(r);
+            let mut starter = true;
             while let Some(rule) = cur {
                 if let (Some(pf), false) = (&rule.prefilter, rule.multi_match) {
                     let chain = rule.transforms.last().map(|t| t.1);
                     let g = by_chain.entry(chain).or_insert_with(|| {
                         next_gid += 1;
-                        (next_gid - 1, Vec::new(), Vec::new(), 0)
+                        Pending {
+                            gid: next_gid - 1,
+                            lits: Vec::new(),
+                            pat_slot: Vec::new(),
+                            slots: 0,
+                            transforms: rule.transforms.clone(),
+                            targets: Vec::new(),
+                            seen_targets: HashSet::new(),
+                        }
                     });
-                    let slot = g.3;
-                    g.3 += 1;
+                    let slot = g.slots;
+                    g.slots += 1;
                     for l in &pf.lits {
-                        g.1.push(l.clone());
-                        g.2.push(slot);
+                        g.lits.push(l.clone());
+                        g.pat_slot.push(slot);
                     }
-                    rule.group = Some((g.0, slot));
+                    rule.group = Some((g.gid, slot));
+                    let stable = rule
+                        .targets
+                        .iter()
+                        .all(|t| t.negated || !t.count && phase_stable(t.var));
+                    if starter && stable {
+                        rule.skippable = true;
+                        for t in rule.targets.iter().filter(|t| !t.negated) {
+                            if g.seen_targets.insert(format!("{:?}/{:?}", t.var, t.sel)) {
+                                g.targets.push(t.clone());
+                            }
+                        }
+                    }
                 }
+                starter = false;
                 cur = rule.chain.as_deref_mut();
             }
         }
     }
     let mut groups: Vec<(u32, GroupFilter)> = by_chain
         .into_values()
-        .map(|(gid, lits, pat_slot, slots)| {
+        .map(|p| {
+            let Pending {
+                gid,
+                lits,
+                pat_slot,
+                slots,
+                transforms,
+                targets,
+                ..
+            } = p;
+            // A full DFA: merged groups are scanned once per value with
+            // overlapping matches, where a DFA is several times faster than the NFA.
             let ac = AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
                 .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&lits)
+                .or_else(|_| {
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .ascii_case_insensitive(true)
+                        .build(&lits)
+                })
                 .ok();
             (
                 gid,
@@ -113,6 +172,8 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                     ac,
                     pat_slot,
                     slots: slots as usize,
+                    transforms,
+                    targets,
                 },
             )
         })

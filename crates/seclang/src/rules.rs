@@ -79,6 +79,9 @@ pub struct Rule {
     pub prefilter: Option<Prefilter>,
     /// (group, slot) in the merged prefilter of rules sharing this transformation chain.
     pub group: Option<(u32, u32)>,
+    /// A chain starter whose targets are all phase-stable request data: it can
+    /// be skipped whole when its group's phase-wide scan finds none of its literals.
+    pub skippable: bool,
     /// Tags as written (ctl:ruleRemoveByTag matches these).
     pub tag_text: Vec<String>,
     pub msg_text: String,

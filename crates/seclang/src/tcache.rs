@@ -41,6 +41,9 @@ pub struct TCache {
     /// bits for that value in `bits`.
     groups: FxHashMap<Key, u32>,
     bits: Vec<u64>,
+    /// Prefilter group -> offset in `bits` of the phase-wide union over all
+    /// the items the group's skippable rules can target.
+    unions: FxHashMap<u32, u32>,
     pub hits: u64,
 }
 
@@ -55,6 +58,52 @@ impl TCache {
         self.map.clear();
         self.groups.clear();
         self.bits.clear();
+        self.unions.clear();
+    }
+
+    /// Whether `slot` is set in the phase-wide union of group `gid`, once computed.
+    pub fn union_bit(&self, gid: u32, slot: u32) -> Option<bool> {
+        self.unions
+            .get(&gid)
+            .map(|&off| bit(&self.bits[off as usize..], slot))
+    }
+
+    /// OR the bits of one (transformed) item into `acc`.
+    pub fn or_item_bits(
+        &mut self,
+        it: &Item<'_>,
+        gid: u32,
+        g: &GroupFilter,
+        v: &[u8],
+        acc: &mut [u64],
+    ) {
+        let key = (it.value.as_ptr() as usize, it.value.len(), gid);
+        let off = match (it.stable, self.groups.get(&key)) {
+            (true, Some(&off)) => off as usize,
+            (true, None) if self.groups.len() < MAX_ENTRIES => {
+                let off = self.bits.len();
+                g.scan(v, &mut self.bits);
+                self.groups.insert(key, off as u32);
+                off
+            }
+            _ => {
+                let mut tmp = Vec::new();
+                g.scan(v, &mut tmp);
+                for (a, b) in acc.iter_mut().zip(tmp) {
+                    *a |= b;
+                }
+                return;
+            }
+        };
+        for (a, b) in acc.iter_mut().zip(&self.bits[off..]) {
+            *a |= b;
+        }
+    }
+
+    pub fn set_union(&mut self, gid: u32, acc: &[u64]) {
+        let off = self.bits.len();
+        self.bits.extend_from_slice(acc);
+        self.unions.insert(gid, off as u32);
     }
 
     /// An empty cache, recycled from this thread's pool when there is one.

@@ -9,6 +9,7 @@ pub use seclang_ops::{Expand, Operator};
 
 /// A transformation function; a local handle so the engine can implement
 /// its own traits on it.
+#[derive(Clone, Copy)]
 pub struct Transform(seclang_ops::Transform);
 
 impl Transform {

@@ -145,6 +145,40 @@ vars! {
     Xml = "XML", true;
 }
 
+/// Variables whose items come from the request or response data and stay
+/// the same for a whole phase (rules cannot change them), so a phase-wide
+/// prefilter over them is sound.
+pub fn phase_stable(v: Var) -> bool {
+    matches!(
+        v,
+        Var::Args
+            | Var::ArgsGet
+            | Var::ArgsPost
+            | Var::ArgsNames
+            | Var::ArgsGetNames
+            | Var::ArgsPostNames
+            | Var::RequestHeaders
+            | Var::RequestHeadersNames
+            | Var::RequestCookies
+            | Var::RequestCookiesNames
+            | Var::RequestFilename
+            | Var::RequestBasename
+            | Var::RequestUri
+            | Var::RequestUriRaw
+            | Var::RequestLine
+            | Var::RequestMethod
+            | Var::RequestProtocol
+            | Var::QueryString
+            | Var::RequestBody
+            | Var::Xml
+            | Var::Files
+            | Var::FilesNames
+            | Var::ResponseBody
+            | Var::ResponseHeaders
+            | Var::ResponseHeadersNames
+    )
+}
+
 /// How a target picks members of a collection.
 #[derive(Debug, Clone)]
 pub enum Selector {
