@@ -220,11 +220,13 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     };
     let (parts, incoming) = resp.into_parts();
     ctx.status = Some(parts.status.as_u16());
-    ctx.response_headers = parts
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-        .collect();
+    if rt.pipeline.reads_response_headers(ctx) {
+        ctx.response_headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+    }
     if let Some(v) = rt.pipeline.response_headers(rt, ctx) {
         return verdict_answer(v, ctx);
     }
@@ -260,8 +262,17 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     }
     let mut out = Response::new(RespBody::Upstream { prefix, rest });
     *out.status_mut() = parts.status;
-    let listed = |n: &HeaderName| connection_lists(&ctx.response_headers, n.as_str());
     let mut headers = parts.headers;
+    let conn_values: Vec<HeaderValue> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .cloned()
+        .collect();
+    let listed = |n: &HeaderName| {
+        conn_values
+            .iter()
+            .any(|v| value_lists(v.as_bytes(), n.as_str()))
+    };
     let drop_any = headers
         .keys()
         .any(|n| is_hop_by_hop(n.as_str()) || listed(n));
@@ -293,13 +304,16 @@ fn connection_lists(headers: &[(String, Vec<u8>)], name: &str) -> bool {
     headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .any(|(_, v)| {
-            v.split(|&b| b == b',').any(|t| {
-                let t = String::from_utf8_lossy(t);
-                let t = t.trim();
-                !t.is_empty() && t.eq_ignore_ascii_case(name)
-            })
-        })
+        .any(|(_, v)| value_lists(v, name))
+}
+
+/// Does one `Connection:` value list `name` among its comma-separated tokens?
+fn value_lists(v: &[u8], name: &str) -> bool {
+    v.split(|&b| b == b',').any(|t| {
+        let t = String::from_utf8_lossy(t);
+        let t = t.trim();
+        !t.is_empty() && t.eq_ignore_ascii_case(name)
+    })
 }
 
 /// Tell the upstream who the client is. An untrusted peer's own
