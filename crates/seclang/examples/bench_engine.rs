@@ -71,11 +71,11 @@ fn one(rs: &Arc<RuleSet>, req: &RequestHead, body: &[u8]) -> Transaction {
         iv = tx.process_response_headers(
             200,
             "HTTP/1.1",
-            &[("Content-Type".into(), b"application/octet-stream".to_vec())],
+            &[("Content-Type".into(), b"text/plain".to_vec())],
         );
     }
     if iv.is_none() && tx.wants_response_body() {
-        let _ = tx.process_response_body(b"", false);
+        let _ = tx.process_response_body(b"ok", false);
     }
     tx.process_logging();
     tx
@@ -125,7 +125,20 @@ fn main() {
         ],
     );
 
+    // The benchmark's browser request (../shared/bench/wrk/browser-headers.lua).
+    let browser = head(
+        "GET",
+        "/",
+        &[
+            ("Cookie", "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics"),
+            ("Sec-Fetch-Dest", "document"),
+            ("Sec-Fetch-Mode", "navigate"),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Upgrade-Insecure-Requests", "1"),
+        ],
+    );
     for (name, req, body) in [
+        ("GET / browser", &browser, &b""[..]),
         ("GET 10 params", &get, &b""[..]),
         ("POST 2 KiB JSON", &post, json.as_bytes()),
     ] {
