@@ -81,17 +81,6 @@ impl Pipeline {
         })
     }
 
-    /// Whether a stage will read `ctx.response_headers` for this request: the
-    /// built-in l7 and route stages never do, the WAF only where it runs, and
-    /// any other stage is assumed to.
-    pub fn reads_response_headers(&self, ctx: &RequestCtx) -> bool {
-        self.stages.iter().any(|s| match s.name() {
-            "l7" | "route" => false,
-            "waf" => crate::stages::waf::reads_response_headers(ctx),
-            _ => true,
-        })
-    }
-
     pub fn wants_response_body(&self, ctx: &RequestCtx) -> bool {
         self.stages.iter().any(|s| s.wants_response_body(ctx))
     }

@@ -24,11 +24,6 @@ pub fn reads_response_headers(ctx: &RequestCtx) -> bool {
     ctx.get::<Transaction>(SLOT).is_some()
 }
 
-/// Whether the WAF will read this request's response headers (it runs for the route).
-pub fn reads_response_headers(ctx: &RequestCtx) -> bool {
-    ctx.get::<Transaction>(SLOT).is_some()
-}
-
 fn verdict(iv: Option<Intervention>) -> Verdict {
     match iv {
         None => Verdict::Allow,
