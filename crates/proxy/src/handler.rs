@@ -182,13 +182,23 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         Err(_) => return local(400, "invalid method\n".into(), true),
     };
     let h = req.headers_mut();
+    // One copy of all the values; each forwarded value is a slice of it.
+    let total = ctx.req.headers.iter().map(|(_, v)| v.len()).sum();
+    let mut values = BytesMut::with_capacity(total);
+    for (_, v) in &ctx.req.headers {
+        values.extend_from_slice(v);
+    }
+    let values = values.freeze();
+    let mut at = 0;
     for (n, v) in &ctx.req.headers {
+        let value = values.slice(at..at + v.len());
+        at += v.len();
         if is_hop_by_hop(n) || connection_lists(&ctx.req.headers, n) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(n.as_bytes()),
-            HeaderValue::from_bytes(v),
+            HeaderValue::from_maybe_shared(value),
         ) {
             h.append(n, v);
         }
