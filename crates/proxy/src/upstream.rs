@@ -73,9 +73,18 @@ impl Pool {
         let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(target)?;
         let now = Instant::now();
-        // Drop the stale ones (oldest first in the list).
-        list.retain(|c| !c.tx.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
-        list.pop().map(|c| c.tx)
+        let usable = |c: &Idle| !c.tx.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT;
+        // The oldest sits at the bottom: drop it once it went stale, so
+        // connections nobody picks do not stay around.
+        if list.first().is_some_and(|c| !usable(c)) {
+            list.remove(0);
+        }
+        while let Some(c) = list.pop() {
+            if usable(&c) {
+                return Some(c.tx);
+            }
+        }
+        None
     }
 
     async fn connect(target: &str) -> Result<SendRequest<ReqBody>, BoxError> {
