@@ -55,6 +55,15 @@ impl ReqBody {
         }
     }
 
+    /// A body that is already complete in memory.
+    pub fn full(b: Bytes) -> Self {
+        ReqBody {
+            exact: Some(b.len() as u64),
+            prefix: if b.is_empty() { None } else { Some(b) },
+            rest: Rest::Empty,
+        }
+    }
+
     pub fn channel(rx: mpsc::Receiver<Result<Bytes, ClientBodyError>>, exact: Option<u64>) -> Self {
         ReqBody {
             prefix: None,

@@ -136,11 +136,20 @@ where
         }
 
         let mut reader = BodyReader::new(head.framing, body_limits);
+        // A Content-Length body that already arrived with the head (its size
+        // was checked against the limit above) goes upstream as it is.
+        let arrived = match head.framing {
+            Framing::Length(n) if buf.len() as u64 >= n => usize::try_from(n).ok(),
+            _ => None,
+        };
         let (answer, body_complete) = if head.framing == Framing::None {
             (
                 handler::handle(&shared, rt.clone(), req, ReqBody::empty()).await,
                 true,
             )
+        } else if let Some(n) = arrived {
+            let body = ReqBody::full(buf.split_to(n).freeze());
+            (handler::handle(&shared, rt.clone(), req, body).await, true)
         } else {
             let exact = match head.framing {
                 Framing::Length(n) => Some(n),
