@@ -293,6 +293,17 @@ pub async fn start(rt: Runtime, opts: ServeOptions) -> Result<Running, ServeErro
             tasks.push(tokio::spawn(watch_loop(shared.clone(), every)));
         }
     }
+    {
+        // Idle upstream connections are closed after the idle timeout even without traffic.
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                every.tick().await;
+                shared.client.sweep();
+            }
+        }));
+    }
     running.tasks = tasks;
     Ok(running)
 }

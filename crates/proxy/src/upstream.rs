@@ -68,6 +68,17 @@ impl Pool {
         Pool::default()
     }
 
+    /// Close idle connections that went stale (closed by the peer, or unused
+    /// for longer than the idle timeout).
+    pub fn sweep(&self) {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        for list in idle.values_mut() {
+            list.retain(|c| !c.tx.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
+        }
+        idle.retain(|_, list| !list.is_empty());
+    }
+
     /// An idle connection that is still open, most recently used first.
     fn checkout(&self, target: &str) -> Option<SendRequest<ReqBody>> {
         let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
