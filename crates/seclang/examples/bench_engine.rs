@@ -130,7 +130,10 @@ fn main() {
         "GET",
         "/",
         &[
-            ("Cookie", "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics"),
+            (
+                "Cookie",
+                "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics",
+            ),
             ("Sec-Fetch-Dest", "document"),
             ("Sec-Fetch-Mode", "navigate"),
             ("Sec-Fetch-Site", "same-origin"),
@@ -142,6 +145,9 @@ fn main() {
         ("GET 10 params", &get, &b""[..]),
         ("POST 2 KiB JSON", &post, json.as_bytes()),
     ] {
+        if std::env::var("ONLY").is_ok_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
         let tx = one(&rs, req, body);
         let s = tx.stats();
         let fired: Vec<u64> = tx

@@ -359,6 +359,23 @@ impl Engine<'_> {
     fn log(&mut self, starter: &Rule) {
         let st: &TxState = self.st;
         let m = &starter.meta;
+        if !starter.log {
+            // `nolog` rules (CRS initialisation, scoring) are recorded as
+            // matched without the message text nobody will read.
+            self.matched.push(MatchedRule {
+                id: m.id,
+                phase: self.rt.phase,
+                msg: String::new(),
+                data: String::new(),
+                severity: m.severity_name(),
+                tags: Vec::new(),
+                file: String::new(),
+                line: m.line,
+                log: false,
+                matched_var_name: String::new(),
+            });
+            return;
+        }
         self.matched.push(MatchedRule {
             id: m.id,
             phase: self.rt.phase,
@@ -384,6 +401,12 @@ impl Engine<'_> {
     /// Carry out the starter's disruptive action; true when the phase stops.
     fn disrupt(&mut self, starter: &Rule) -> bool {
         if self.rt.mode != EngineMode::On || self.rt.phase == 5 {
+            return false;
+        }
+        if matches!(
+            starter.disruptive,
+            Disruptive::Pass | Disruptive::Proxy | Disruptive::Block
+        ) {
             return false;
         }
         let msg = starter
