@@ -3,6 +3,11 @@
 
 mod cmd;
 
+// The data plane and the rule engine allocate many small, short-lived
+// buffers per request; mimalloc serves those markedly faster than glibc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
