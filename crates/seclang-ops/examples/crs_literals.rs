@@ -5,10 +5,9 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
     args.retain(|a| a != "-v");
-    let dir = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "/work/shared/crs/rules".to_string());
+    let dir = args.first().cloned().unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs/rules").to_string()
+    });
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
         Ok(d) => d
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -84,7 +84,9 @@ fn one(rs: &Arc<RuleSet>, req: &RequestHead, body: &[u8]) -> Transaction {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
-    let dir = args.next().unwrap_or_else(|| "/work/shared/crs".into());
+    let dir = args
+        .next()
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs").into());
     let src = Src(DirSource::new(&dir));
     let entries = ["recommended.conf", "crs-setup.conf.example", "rules/*.conf"].map(String::from);
     let t = Instant::now();

@@ -1,6 +1,6 @@
 //! The parser never panics on mutated CRS rules (fixed seed, bounded).
 
-const CRS_RULES: &str = "/work/shared/crs/rules";
+const CRS_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs/rules");
 
 const BUILTIN: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" \
     "id:1,phase:1,pass,t:none,t:lowercase,nolog,ctl:requestBodyProcessor=JSON,msg:'a \'b\' c',setvar:'tx.x=+%{tx.y}'"
