@@ -331,6 +331,9 @@ impl Operator {
     pub fn eval(&self, v: &[u8], exp: &dyn Expand, caps: Option<&mut Vec<Vec<u8>>>) -> bool {
         let r = match &self.kind {
             Kind::Rx(re, _) => match caps {
+                // Most values do not match: the capture-free search answers
+                // that without allocating capture slots.
+                Some(_) if !re.is_match(v) => false,
                 Some(c) => match re.captures(v) {
                     Some(m) => {
                         c.clear();

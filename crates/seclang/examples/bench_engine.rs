@@ -103,6 +103,12 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3
     );
 
+    if std::env::var("PF_GROUPS").is_ok() {
+        println!(
+            "prefilter groups (rules, literals): {:?}",
+            rs.prefilter_groups()
+        );
+    }
     let get = head("GET", "/search?q=shoes&color=red&size=42&page=2&sort=price&lang=en&ref=home&utm=mail&sid=abc123&view=grid", &[]);
     let mut json = String::from("{\"items\":[");
     let mut i = 0;

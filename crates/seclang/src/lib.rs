@@ -135,6 +135,14 @@ impl RuleSet {
     }
 
     /// Number of top-level rules (chains count once).
+    /// Diagnostics: (rules, literals) of each merged prefilter group.
+    pub fn prefilter_groups(&self) -> Vec<(usize, usize)> {
+        self.groups
+            .iter()
+            .map(|g| (g.slot_count(), g.pattern_count()))
+            .collect()
+    }
+
     pub fn rule_count(&self) -> usize {
         self.rule_count
     }

@@ -54,6 +54,14 @@ pub struct GroupFilter {
 impl GroupFilter {
     /// Append to `out` one bit per rule of the group: set when one of the
     /// rule's literals occurs in `value`.
+    pub fn slot_count(&self) -> usize {
+        self.slots
+    }
+
+    pub fn pattern_count(&self) -> usize {
+        self.pat_slot.len()
+    }
+
     pub fn words(&self) -> usize {
         self.slots.div_ceil(64)
     }
@@ -78,6 +86,9 @@ pub fn bit(bits: &[u64], slot: u32) -> bool {
         .is_some_and(|w| w >> (slot % 64) & 1 == 1)
 }
 
+/// Shortest literal a rule may have to join a merged group.
+const MIN_GROUP_LIT: usize = 3;
+
 /// A group being collected.
 struct Pending {
     gid: u32,
@@ -101,7 +112,14 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             let mut cur: Option<&mut Rule> = Some(r);
             let mut starter = true;
             while let Some(rule) = cur {
-                if let (Some(pf), false) = (&rule.prefilter, rule.multi_match) {
+                // Rules with very short literals would match nearly every value
+                // and flood the merged overlapping scan; they keep their own
+                // (first-match) prefilter instead.
+                let groupable = rule
+                    .prefilter
+                    .as_ref()
+                    .is_some_and(|pf| pf.lits.iter().all(|l| l.len() >= MIN_GROUP_LIT));
+                if let (Some(pf), false, true) = (&rule.prefilter, rule.multi_match, groupable) {
                     let chain = rule.transforms.last().map(|t| t.1);
                     let g = by_chain.entry(chain).or_insert_with(|| {
                         next_gid += 1;
