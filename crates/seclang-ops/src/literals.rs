@@ -22,7 +22,7 @@ use regex_syntax::hir::{
 };
 
 /// Shortest literal accepted in a set.
-pub const MIN_LEN: usize = 2;
+pub const MIN_LEN: usize = 1;
 /// Largest set accepted.
 pub const MAX_LITS: usize = 2000;
 /// Longest concatenation run handed to the extractor.
@@ -277,10 +277,14 @@ mod tests {
         let mut got = lits("(?i:foo|bar)[0-9]+").unwrap();
         got.sort();
         assert_eq!(got, vec!["bar".to_string(), "foo".to_string()]);
-        assert_eq!(lits("a"), None);
+        // Single bytes are valid literals (MIN_LEN 1): rare bytes such as `<`
+        // or `$` rule out most benign values.
+        assert_eq!(lits("a"), Some(vec!["a".into()]));
         assert_eq!(lits("x*"), None);
         assert_eq!(lits("(?:abc)?"), None);
-        assert_eq!(lits("abc|d"), None);
+        let mut got = lits("abc|d").unwrap();
+        got.sort();
+        assert_eq!(got, vec!["abc".to_string(), "d".to_string()]);
         assert_eq!(lits("\\w+"), None);
         assert_eq!(lits("(a|b"), None);
     }
