@@ -11,22 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// L7 limits in force (from the policy's `limits:` section).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub header_read_timeout_ms: u64,
-    pub body_read_timeout_ms: u64,
-    pub idle_timeout_ms: u64,
-    pub max_header_count: usize,
-    pub max_header_bytes: usize,
-    pub max_url_bytes: usize,
-    pub max_body_bytes: u64,
-    pub max_conns: usize,
-    pub max_conns_per_ip: usize,
-    pub inspect_body_bytes: usize,
-    /// Slow-POST guard: minimum average body rate in bytes/s after 5 s.
-    pub min_body_rate: u64,
-}
+/// L7 limits in force: the policy's `limits:` section as validated.
+pub use policy::Limits;
 
 pub struct UpstreamRt {
     pub name: String,
@@ -95,20 +81,7 @@ impl Runtime {
 
     pub fn from_bundle(bundle: &policy::Bundle) -> Result<Runtime, RuntimeError> {
         let p = &bundle.policy;
-        let l = &p.limits;
-        let limits = Limits {
-            header_read_timeout_ms: l.header_read_timeout_ms,
-            body_read_timeout_ms: l.body_read_timeout_ms,
-            idle_timeout_ms: l.idle_timeout_ms,
-            max_header_count: l.max_header_count,
-            max_header_bytes: l.max_header_bytes,
-            max_url_bytes: l.max_url_bytes,
-            max_body_bytes: l.max_body_bytes,
-            max_conns: l.max_conns,
-            max_conns_per_ip: l.max_conns_per_ip,
-            inspect_body_bytes: l.inspect_body_bytes,
-            min_body_rate: l.min_body_rate,
-        };
+        let limits = p.limits.clone();
         let mut upstreams: HashMap<String, Arc<UpstreamRt>> = HashMap::new();
         for (name, u) in &p.upstreams {
             if u.targets.is_empty() {

@@ -67,31 +67,7 @@ impl SetVar {
 
 /// C `atoi`: optional whitespace and sign, then leading digits; 0 if none.
 pub fn atoi(b: &[u8]) -> i64 {
-    let mut i = 0;
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    let neg = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let mut n: i64 = 0;
-    while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-        i += 1;
-    }
-    if neg {
-        -n
-    } else {
-        n
-    }
+    seclang_ops::atoi(b)
 }
 
 #[cfg(test)]
