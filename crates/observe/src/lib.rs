@@ -131,10 +131,25 @@ impl Observer {
     }
 }
 
+/// Escape a value for one alert-log field, as ModSecurity's `log_escape`
+/// does: quotes and backslashes are escaped and control bytes become `\xHH`,
+/// so request data can never end a line or close a quoted field.
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', " ")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// ModSecurity error-log style: `[client IP] ModSecurity: Warning. ... [id "N"] ...`.
@@ -157,4 +172,82 @@ pub fn alert_line(ctx: &RequestCtx, f: &pipeline::Finding) -> String {
         ctx.id
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::{Finding, HttpVersion, RequestHead};
+
+    fn ctx() -> RequestCtx {
+        let mut c = RequestCtx::new(RequestHead {
+            method: "GET".into(),
+            uri_raw: "/a?b=1".into(),
+            path: "/a".into(),
+            query: "b=1".into(),
+            version: HttpVersion::Http11,
+            headers: vec![("Host".into(), b"shop.example".to_vec())],
+            peer: "192.0.2.7:5000".parse().unwrap(),
+            client_ip: "192.0.2.7".parse().unwrap(),
+            tls: false,
+            local: "127.0.0.1:80".parse().unwrap(),
+        });
+        c.id = "req-1".into();
+        c
+    }
+
+    fn finding(data: &str) -> Finding {
+        Finding {
+            stage: "waf",
+            rule_id: 942100,
+            msg: "SQL Injection Attack Detected via libinjection".into(),
+            data: data.into(),
+            severity: "CRITICAL".into(),
+            tags: vec!["attack-sqli".into()],
+        }
+    }
+
+    #[test]
+    fn alert_line_has_the_modsecurity_shape() {
+        let l = alert_line(&ctx(), &finding("1' OR '1'='1"));
+        assert_eq!(
+            l,
+            "[client 192.0.2.7] ModSecurity: Warning. [id \"942100\"] [msg \"SQL Injection Attack Detected via libinjection\"] [data \"1' OR '1'='1\"] [severity \"CRITICAL\"] [tag \"attack-sqli\"] [hostname \"shop.example\"] [uri \"/a\"] [unique_id \"req-1\"]"
+        );
+    }
+
+    #[test]
+    fn request_data_cannot_break_lines_or_quotes() {
+        let l = alert_line(&ctx(), &finding("x\r\n[id \"1\"]\u{0}"));
+        assert!(
+            !l.contains('\n') && !l.contains('\r') && !l.contains('\0'),
+            "{l}"
+        );
+        assert!(l.contains("x\\x0d\\x0a[id \\\"1\\\"]\\x00"), "{l}");
+    }
+
+    #[test]
+    fn events_and_alerts_are_written_as_lines() {
+        let dir = std::env::temp_dir().join(format!("palisade-observe-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let (a, e) = (dir.join("alerts.log"), dir.join("events.log"));
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&e);
+        let o = Observer::new(Some(&a), Some(&e)).unwrap();
+        let mut c = ctx();
+        c.status = Some(403);
+        c.findings.push(finding("x"));
+        o.record("abc", &c);
+        o.record("abc", &c);
+        let alerts = std::fs::read_to_string(&a).unwrap();
+        assert_eq!(alerts.lines().count(), 2);
+        let events = std::fs::read_to_string(&e).unwrap();
+        let lines: Vec<_> = events.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["digest"], "abc");
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["findings"][0]["rule_id"], 942100);
+        assert_eq!(o.counters.requests.load(Ordering::Relaxed), 2);
+    }
 }
