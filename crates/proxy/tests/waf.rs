@@ -43,18 +43,7 @@ waf:
 "#
     );
     write_policy(&dir, &yaml);
-    let (k, _) = key();
-    let (b, _) = policy::build(&dir, &k).unwrap();
-    let rt = proxy::Runtime::from_bundle(&b).unwrap();
-    proxy::start(
-        rt,
-        proxy::ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
+    serve_dir(&dir).await
 }
 
 async fn status(addr: std::net::SocketAddr, req: &str) -> u16 {

@@ -57,8 +57,13 @@ pub fn build(dir: &Path, out: &Path, key: &ed25519_dalek::SigningKey) -> (String
 pub async fn serve_yaml(yaml: &str) -> proxy::Running {
     let dir = tempdir("pol");
     write_policy(&dir, yaml);
+    serve_dir(&dir).await
+}
+
+/// Build a policy directory (palisade.yaml plus its files) and serve it.
+pub async fn serve_dir(dir: &Path) -> proxy::Running {
     let (k, _) = key();
-    let (b, _) = policy::build(&dir, &k).unwrap();
+    let (b, _) = policy::build(dir, &k).unwrap();
     let rt = proxy::Runtime::from_bundle(&b).unwrap();
     proxy::start(
         rt,
