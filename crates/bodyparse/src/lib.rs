@@ -12,7 +12,7 @@ pub mod xml;
 
 pub use json::{parse as parse_json, JsonConfig, JsonError, DEFAULT_DEPTH_LIMIT};
 pub use multipart::{
-    parse as parse_multipart, Flags as MultipartFlags, Multipart, MultipartConfig, MultipartError,
-    Part, PartKind,
+    parse as parse_multipart, percent_decode, Flags as MultipartFlags, Multipart, MultipartConfig,
+    MultipartError, Part, PartKind,
 };
 pub use xml::{parse as parse_xml, XmlDoc, XmlError};

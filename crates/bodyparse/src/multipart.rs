@@ -263,27 +263,9 @@ fn count_boundary_params(s: &[u8]) -> usize {
     count
 }
 
+/// Boundary characters: token characters, plus space.
 fn boundary_chars_valid(b: &[u8]) -> bool {
-    b.iter().all(|&c| {
-        (32..=126).contains(&c)
-            && !matches!(
-                c,
-                b'(' | b')'
-                    | b'<'
-                    | b'>'
-                    | b'@'
-                    | b','
-                    | b';'
-                    | b':'
-                    | b'\\'
-                    | b'"'
-                    | b'/'
-                    | b'['
-                    | b']'
-                    | b'?'
-                    | b'='
-            )
-    })
+    b.iter().all(|&c| c == b' ' || is_token_char(c))
 }
 
 /// RFC 2616 token characters.
@@ -921,6 +903,11 @@ fn decode_ext_value(v: &[u8]) -> Vec<u8> {
     let (Some(_charset), Some(_lang), Some(enc)) = (it.next(), it.next(), it.next()) else {
         return v.to_vec();
     };
+    percent_decode(enc)
+}
+
+/// `%HH` sequences decoded; anything else (including `+` and a bad `%`) kept as is.
+pub fn percent_decode(enc: &[u8]) -> Vec<u8> {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(enc.len());
     let mut i = 0;

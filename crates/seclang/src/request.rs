@@ -3,6 +3,7 @@
 //! default body processor chosen from Content-Type.
 
 use crate::state::{Arg, TxState};
+use bodyparse::percent_decode;
 use pipeline::RequestHead;
 use std::time::{Instant, SystemTime};
 
@@ -48,27 +49,6 @@ pub fn basename(path: &[u8]) -> Vec<u8> {
         .map(|i| i + 1)
         .unwrap_or(0);
     p[b..].to_vec()
-}
-
-fn percent_decode(p: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(p.len());
-    let mut i = 0;
-    while i < p.len() {
-        if p[i] == b'%' {
-            if let (Some(a), Some(b)) = (
-                p.get(i + 1).copied().and_then(hex),
-                p.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push(a << 4 | b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(p[i]);
-        i += 1;
-    }
-    out
 }
 
 pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
