@@ -127,6 +127,7 @@ pub(crate) struct Loaded {
     pub cfg: Config,
     pub files_read: Vec<String>,
     pub rule_count: usize,
+    pub tx_init: crate::collections::Collection,
 }
 
 struct Loader<'a> {
@@ -751,8 +752,10 @@ impl Loader<'_> {
                 }
             }
         }
+        let tx_init = crate::fold::fold(&mut phases, &self.cfg);
         let groups = crate::prefilter::build_groups(&mut phases);
         Ok(Loaded {
+            tx_init,
             phases,
             groups,
             cfg: self.cfg,
@@ -905,6 +908,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             } else {
                 String::new()
             },
+            folded: Default::default(),
         };
         next = Some(Box::new(rule));
     }
@@ -935,5 +939,6 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         skippable: false,
         tag_text: Vec::new(),
         msg_text: String::new(),
+        folded: Default::default(),
     }
 }

@@ -5,6 +5,7 @@
 //! `ctl` changes the rest of the transaction.
 
 use crate::actions::{AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, SetVarOp, TargetName};
+use crate::fold::Folded;
 use crate::ops::Expander;
 use crate::rules::{Entry, Op, Rule};
 use crate::state::TxState;
@@ -48,14 +49,33 @@ pub(crate) struct Runtime {
     pub phase: u8,
 }
 
+impl Runtime {
+    pub fn new(cfg: &crate::rules::Config) -> Runtime {
+        Runtime {
+            mode: cfg.engine,
+            removed: Vec::new(),
+            removed_targets: Vec::new(),
+            req_body_access: cfg.req_body_access,
+            resp_body_access: cfg.resp_body_access,
+            force_body_var: false,
+            req_body_limit: cfg.req_body_limit,
+            resp_body_limit: cfg.resp_body_limit,
+            allow: None,
+            intervention: None,
+            phase: 0,
+        }
+    }
+}
+
 /// One matched target, recorded while the state is borrowed.
-struct Hit {
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
     name: String,
     value: Vec<u8>,
     caps: Vec<Vec<u8>>,
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     NoMatch,
     Match,
     /// Processing of the phase stops (intervention or allow).
@@ -131,6 +151,15 @@ impl Engine<'_> {
             if self.rt.removed.iter().any(|s| s.hits(rule)) {
                 continue;
             }
+            if matches!(rule.folded, Folded::Jump) && self.rt.removed_targets.is_empty() {
+                // Decided at load time: the rule matches and only skips.
+                if let Some(sa) = &rule.skip_after {
+                    skip_after = Some(sa);
+                } else {
+                    skip = rule.skip;
+                }
+                continue;
+            }
             if let (true, Some(g)) = (rule.skippable, rule.group) {
                 if !self.union_may_match(g) {
                     // None of the rule's literals occurs in any value it can
@@ -187,13 +216,16 @@ impl Engine<'_> {
         crate::prefilter::bit(&acc, slot)
     }
 
-    fn run_chain(&mut self, starter: &Rule) -> Outcome {
+    pub(crate) fn run_chain(&mut self, starter: &Rule) -> Outcome {
         self.st.cur_rule = Some(starter.meta.clone());
         let mut cur = starter;
         let mut logged = false;
         loop {
             self.stats.rules_evaluated += 1;
-            let hits = self.collect_hits(cur, starter);
+            let hits = match &cur.folded {
+                Folded::Hits(h) if self.rt.removed_targets.is_empty() => h.clone(),
+                _ => self.collect_hits(cur, starter),
+            };
             if hits.is_empty() {
                 return Outcome::NoMatch;
             }
@@ -231,7 +263,7 @@ impl Engine<'_> {
     }
 
     /// Evaluate one rule or link against its targets without changing state.
-    fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
+    pub(crate) fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
         let st: &TxState = self.st;
         let mut hits = Vec::new();
         let op = match &rule.op {

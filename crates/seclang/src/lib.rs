@@ -13,6 +13,7 @@ mod bodyproc;
 mod collections;
 mod compile;
 mod engine;
+mod fold;
 mod fs;
 mod fxhash;
 mod macros;
@@ -83,6 +84,8 @@ pub struct RuleSet {
     cfg: rules::Config,
     files_read: Vec<String>,
     rule_count: usize,
+    /// TX as the rules folded at load time leave it (see `fold`).
+    tx_init: collections::Collection,
 }
 
 impl RuleSet {
@@ -100,6 +103,7 @@ impl RuleSet {
             cfg: l.cfg,
             files_read: l.files_read,
             rule_count: l.rule_count,
+            tx_init: l.tx_init,
         })
     }
 
@@ -245,20 +249,9 @@ impl Drop for Transaction {
 impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: &RequestHead, unique_id: String) -> Self {
         let cfg = &rules.cfg;
-        let rt = engine::Runtime {
-            mode: cfg.engine,
-            removed: Vec::new(),
-            removed_targets: Vec::new(),
-            req_body_access: cfg.req_body_access,
-            resp_body_access: cfg.resp_body_access,
-            force_body_var: false,
-            req_body_limit: cfg.req_body_limit,
-            resp_body_limit: cfg.resp_body_limit,
-            allow: None,
-            intervention: None,
-            phase: 0,
-        };
-        let st = request::initial_state(req, &unique_id, cfg.arg_separator);
+        let rt = engine::Runtime::new(cfg);
+        let mut st = request::initial_state(req, &unique_id, cfg.arg_separator);
+        st.tx = rules.tx_init.clone();
         Transaction {
             rules,
             unique_id,

@@ -52,6 +52,24 @@ impl MacroStr {
         }
     }
 
+    /// The variables the string reads (load-time analysis).
+    pub fn refs(&self) -> impl Iterator<Item = &Target> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The literal text before the first macro, and whether there is no macro at all.
+    pub fn literal_prefix(&self) -> (Vec<u8>, bool) {
+        match self.parts.as_slice() {
+            [] => (Vec::new(), true),
+            [Part::Lit(l)] => (l.clone(), true),
+            [Part::Lit(l), ..] => (l.clone(), false),
+            _ => (Vec::new(), false),
+        }
+    }
+
     pub fn expand<'s>(&'s self, st: &TxState) -> Cow<'s, [u8]> {
         if let [Part::Lit(l)] = self.parts.as_slice() {
             return Cow::Borrowed(l);

@@ -85,6 +85,8 @@ pub struct Rule {
     /// Tags as written (ctl:ruleRemoveByTag matches these).
     pub tag_text: Vec<String>,
     pub msg_text: String,
+    /// Load-time evaluation result (see `fold`).
+    pub folded: crate::fold::Folded,
 }
 
 impl std::fmt::Debug for Prefilter {

@@ -287,9 +287,56 @@ SecAction "id:3,phase:2,deny,log"
 
 #[test]
 fn nolog_rules_are_recorded_but_not_logged() {
-    let (tx, _) = go("SecAction \"id:7,phase:1,pass,nolog\"\n", "/", &[], b"");
+    let (tx, _) = go(
+        "SecRule REQUEST_URI \"@streq /\" \"id:7,phase:1,pass,nolog\"\n",
+        "/",
+        &[],
+        b"",
+    );
     assert_eq!(tx.matched().len(), 1);
     assert!(!tx.matched()[0].log);
+}
+
+/// Rules that read only configuration-constant TX are evaluated at load
+/// time; a TX variable a request can change keeps its rules dynamic.
+#[test]
+fn constant_tx_rules_fold_without_changing_results() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1,setvar:tx.score=0"
+SecRule TX:pl "@lt 2" "id:2,phase:1,pass,nolog,skipAfter:END-PL2"
+SecRule REQUEST_URI "@contains pl2" "id:3,phase:1,deny,log,status:403"
+SecMarker END-PL2
+SecRule TX:pl "@ge 1" "id:4,phase:2,pass,nolog,setvar:tx.score=+%{tx.pl}"
+SecRule TX:score "@ge 1" "id:5,phase:2,deny,log,status:406"
+"#;
+    // All constant: folded, and the outcome is what running them gives.
+    let (tx, iv) = go(conf, "/pl2", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(406));
+    assert_eq!(tx.tx_var("pl").as_deref(), Some("1"));
+    assert_eq!(tx.tx_var("score").as_deref(), Some("1"));
+    assert_eq!(ids(&tx), vec![5]);
+    // The initialisation, the gate and the sum never run per request.
+    assert!(tx.stats().rules_evaluated <= 3, "{:?}", tx.stats());
+
+    // A request header may raise tx.pl: the gate and the sum stay dynamic.
+    let dynamic = format!(
+        "{}\n{conf}",
+        r#"SecRule REQUEST_HEADERS:X-PL "@rx ^(\d)$" "id:9,phase:1,pass,nolog,capture,setvar:tx.pl=%{tx.1}""#
+    );
+    let dynamic = dynamic.replacen(
+        "SecAction \"id:1,phase:1,pass,nolog,setvar:tx.pl=1,setvar:tx.score=0\"\n",
+        "",
+        1,
+    );
+    let dynamic = format!(
+        "SecAction \"id:1,phase:1,pass,nolog,setvar:tx.pl=1,setvar:tx.score=0\"\n{dynamic}"
+    );
+    let (tx, iv) = go(&dynamic, "/pl2", &[("X-PL", "3")], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403));
+    assert_eq!(ids(&tx), vec![3]);
+    let (tx, iv) = go(&dynamic, "/x", &[("X-PL", "3")], b"");
+    assert_eq!(iv.map(|i| i.status), Some(406));
+    assert_eq!(tx.tx_var("score").as_deref(), Some("3"));
 }
 
 #[test]
