@@ -42,6 +42,12 @@ impl Collection {
     }
 
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
+        if let Some(&i) = self.index.get(key) {
+            if let Some(slot) = self.items.get_mut(i) {
+                slot.1 = value;
+                return;
+            }
+        }
         let lk = key.to_ascii_lowercase();
         match self.index.get(&lk) {
             Some(&i) => {
@@ -57,6 +63,9 @@ impl Collection {
     }
 
     pub fn remove(&mut self, key: &str) {
+        if !self.index.contains_key(key) && !key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return;
+        }
         let lk = key.to_ascii_lowercase();
         if let Some(i) = self.index.remove(&lk) {
             self.items.remove(i);

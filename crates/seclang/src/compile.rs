@@ -754,6 +754,9 @@ impl Loader<'_> {
         }
         let tx_init = crate::fold::fold(&mut phases, &self.cfg);
         let groups = crate::prefilter::build_groups(&mut phases);
+        for p in phases.iter_mut() {
+            resolve_skips(p);
+        }
         Ok(Loaded {
             tx_init,
             phases,
@@ -762,6 +765,34 @@ impl Loader<'_> {
             files_read: self.files_read.into_inner(),
             rule_count,
         })
+    }
+}
+
+/// Resolve each `skipAfter` to the index execution resumes at: after the
+/// first following marker of that name, or after the rule with that id
+/// (v2 accepts both); past the end when there is none.
+fn resolve_skips(entries: &mut [Entry]) {
+    for i in 0..entries.len() {
+        let Some(Entry::Rule(r)) = entries.get(i) else {
+            continue;
+        };
+        let Some(t) = r.skip_after.as_deref() else {
+            continue;
+        };
+        let id = t.parse::<u64>().ok();
+        let to = entries
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .find(|(_, e)| match e {
+                Entry::Marker(m) => m == t,
+                Entry::Rule(r) => id == Some(r.meta.id),
+            })
+            .map(|(j, _)| j + 1)
+            .unwrap_or(entries.len());
+        if let Some(Entry::Rule(r)) = entries.get_mut(i) {
+            r.skip_to = to;
+        }
     }
 }
 
@@ -895,6 +926,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             log,
             skip: if starter { skip } else { 0 },
             skip_after: if starter { skip_after.clone() } else { None },
+            skip_to: usize::MAX,
             prefilter,
             group: None,
             skippable: false,
@@ -934,6 +966,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         log: false,
         skip: 0,
         skip_after: None,
+        skip_to: usize::MAX,
         prefilter: None,
         group: None,
         skippable: false,

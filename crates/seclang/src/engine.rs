@@ -67,6 +67,8 @@ impl Runtime {
     }
 }
 
+const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
 /// One matched target, recorded while the state is borrowed.
 #[derive(Debug, Clone)]
 pub(crate) struct Hit {
@@ -123,24 +125,13 @@ impl Engine<'_> {
         let rs = self.rs.clone();
         let entries = rs.phases.get(usize::from(phase.saturating_sub(1)))?;
         let mut skip: u32 = 0;
-        let mut skip_after: Option<&str> = None;
-        for e in entries {
-            let rule = match e {
-                Entry::Marker(m) => {
-                    if skip_after.is_some_and(|t| t == m) {
-                        skip_after = None;
-                        self.st.matched_vars.clear();
-                    }
-                    continue;
-                }
-                Entry::Rule(r) => r,
-            };
-            if let Some(t) = skip_after {
-                if t.parse::<u64>().ok() == Some(rule.meta.id) {
-                    skip_after = None;
-                }
+        // skipAfter targets are resolved to entry indexes at load time.
+        let mut i = 0;
+        while let Some(e) = entries.get(i) {
+            i += 1;
+            let Entry::Rule(rule) = e else {
                 continue;
-            }
+            };
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -153,8 +144,9 @@ impl Engine<'_> {
             }
             if matches!(rule.folded, Folded::Jump) && self.rt.removed_targets.is_empty() {
                 // Decided at load time: the rule matches and only skips.
-                if let Some(sa) = &rule.skip_after {
-                    skip_after = Some(sa);
+                if rule.skip_after.is_some() {
+                    i = rule.skip_to;
+                    self.st.matched_vars.clear();
                 } else {
                     skip = rule.skip;
                 }
@@ -173,8 +165,8 @@ impl Engine<'_> {
                 Outcome::NoMatch => self.st.matched_vars.clear(),
                 Outcome::Match => {
                     self.st.matched_vars.clear();
-                    if let Some(sa) = &rule.skip_after {
-                        skip_after = Some(sa);
+                    if rule.skip_after.is_some() {
+                        i = rule.skip_to;
                     } else if rule.skip > 0 {
                         skip = rule.skip;
                     }
@@ -232,11 +224,13 @@ impl Engine<'_> {
             let last = cur.chain.is_none();
             for h in hits {
                 if cur.capture && !h.caps.is_empty() {
-                    for i in 0..10 {
-                        self.st.tx.remove(&i.to_string());
-                    }
+                    // TX:0-9 hold this match's groups; slots it has no group for are cleared.
+                    let n = h.caps.len().min(10);
                     for (i, c) in h.caps.into_iter().enumerate().take(10) {
-                        self.st.tx.set(&i.to_string(), c);
+                        self.st.tx.set(CAPTURE_KEYS[i], c);
+                    }
+                    for k in &CAPTURE_KEYS[n..] {
+                        self.st.tx.remove(k);
                     }
                 }
                 self.st.matched_var_name = h.name.clone();

@@ -76,6 +76,8 @@ pub struct Rule {
     pub log: bool,
     pub skip: u32,
     pub skip_after: Option<String>,
+    /// Index in the phase's entries where execution resumes after `skip_after`.
+    pub skip_to: usize,
     pub prefilter: Option<Prefilter>,
     /// (group, slot) in the merged prefilter of rules sharing this transformation chain.
     pub group: Option<(u32, u32)>,
