@@ -23,7 +23,7 @@ mod transform;
 use std::borrow::Cow;
 
 pub use literals::{parse as parse_rx, regex_literals};
-pub use operator::{atoi, Operator};
+pub use operator::{atoi, lone_word_or_number, xss_inert, Operator};
 pub use transform::Transform;
 
 /// Macro expansion (`%{tx.foo}`) in operator arguments, provided by the engine.

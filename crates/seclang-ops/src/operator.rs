@@ -85,6 +85,33 @@ fn pm_words(arg: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(words)
 }
 
+/// A lone word (`shoes`, `SPRING24`) or integer (`48213`). libinjection
+/// reads it as a single bareword, keyword or number token, and its SQLi
+/// blacklist holds no one-token fingerprint but the "evil" token, which a
+/// word or number never is: such values skip the tokenizer (about a third
+/// of typical argument values; `tests/libinjection_shortcuts.rs` checks the
+/// claim against the library).
+pub fn lone_word_or_number(v: &[u8]) -> bool {
+    match v.first() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        }
+        Some(c) if c.is_ascii_digit() => v.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// A value without whitespace, control bytes, `<`, `>`, quotes, backquote,
+/// `=` or `/`. libinjection's XSS check parses it as text or as one
+/// attribute value with no attribute name in every context it tries, so it
+/// cannot find a tag, an event attribute or a URL (checked in
+/// `tests/libinjection_shortcuts.rs`).
+pub fn xss_inert(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter()
+            .all(|&b| b >= 0x80 || (0x21..0x7f).contains(&b) && !b"<>'\"`=/".contains(&b))
+}
+
 /// Expands `|41 42|` hex sections; a lone `|` without a closing one is literal.
 fn unhex_pipes(w: &[u8]) -> Result<Vec<u8>, String> {
     if !w.contains(&b'|') {
@@ -370,6 +397,8 @@ impl Operator {
             }
             Kind::Within(a) => contains(exp.expand(a).as_bytes(), v),
             Kind::Always(b) => *b,
+            Kind::Sqli if lone_word_or_number(v) => false,
+            Kind::Xss if xss_inert(v) => false,
             Kind::Sqli => {
                 let r = libinjectionrs::detect_sqli(v);
                 if r.is_injection() {

@@ -90,6 +90,34 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Rule time by kind, then the most expensive rules (per transaction).
+#[cfg(feature = "rule-profile")]
+fn print_profile(n: usize) {
+    let p = seclang::profile::take();
+    let per = |ns: u64| ns as f64 / 1e3 / n as f64;
+    let mut kinds: std::collections::BTreeMap<&str, (u64, usize)> = Default::default();
+    for (_, ns, _, k) in &p {
+        let e = kinds.entry(k).or_default();
+        e.0 += ns;
+        e.1 += 1;
+    }
+    let total: u64 = p.iter().map(|x| x.1).sum();
+    println!("  in rules: {:.1} us", per(total));
+    for (k, (ns, c)) in kinds {
+        println!("    {k}: {:.1} us over {c} rules", per(ns));
+    }
+    let top: usize = std::env::var("TOP")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(25);
+    let line: Vec<String> = p
+        .iter()
+        .take(top)
+        .map(|(id, ns, _, k)| format!("{id}({}) {:.2}", &k[..1], per(*ns)))
+        .collect();
+    println!("    top: {}", line.join(" | "));
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
@@ -176,6 +204,8 @@ fn main() {
         for _ in 0..n / 10 {
             one(&rs, req, body);
         }
+        #[cfg(feature = "rule-profile")]
+        seclang::profile::take();
         let t = Instant::now();
         let c = cpu_ns();
         for _ in 0..n {
@@ -187,5 +217,7 @@ fn main() {
             "{name}: {cpu_us:.1} us CPU/transaction ({us:.1} us wall); rules evaluated {}, operator calls {}, prefilter skips {} (rules fully skipped {}); logged {:?}",
             s.rules_evaluated, s.operator_calls, s.prefilter_skips, s.rules_prefiltered, fired
         );
+        #[cfg(feature = "rule-profile")]
+        print_profile(n);
     }
 }

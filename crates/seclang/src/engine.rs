@@ -136,6 +136,8 @@ impl Engine<'_> {
                 skip -= 1;
                 continue;
             }
+            #[cfg(feature = "rule-profile")]
+            let _timer = crate::profile::Timer::start(rule);
             if self.rt.mode == EngineMode::Off {
                 continue;
             }

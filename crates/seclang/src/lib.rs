@@ -20,6 +20,8 @@ mod macros;
 mod ops;
 pub mod parser;
 mod prefilter;
+#[cfg(feature = "rule-profile")]
+pub mod profile;
 mod request;
 mod rules;
 mod state;
