@@ -28,14 +28,15 @@ pub use transform::Transform;
 
 /// Macro expansion (`%{tx.foo}`) in operator arguments, provided by the engine.
 pub trait Expand {
-    fn expand<'a>(&self, text: &'a str) -> Cow<'a, str>;
+    /// The result may borrow from the text or from the expander's state.
+    fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, str>;
 }
 
 /// An [`Expand`] that leaves text unchanged.
 pub struct NoExpand;
 
 impl Expand for NoExpand {
-    fn expand<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, str> {
         Cow::Borrowed(text)
     }
 }

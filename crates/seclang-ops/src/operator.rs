@@ -255,18 +255,12 @@ fn contains_word(v: &[u8], w: &[u8]) -> bool {
     if w.is_empty() {
         return true;
     }
-    if w.len() > v.len() {
-        return false;
-    }
-    (0..=v.len() - w.len()).any(|i| {
-        &v[i..i + w.len()] == w
-            && (i == 0 || !is_word(v[i - 1]))
-            && v.get(i + w.len()).is_none_or(|&c| !is_word(c))
-    })
+    memchr::memmem::find_iter(v, w)
+        .any(|i| (i == 0 || !is_word(v[i - 1])) && v.get(i + w.len()).is_none_or(|&c| !is_word(c)))
 }
 
 fn contains(v: &[u8], a: &[u8]) -> bool {
-    a.is_empty() || (a.len() <= v.len() && v.windows(a.len()).any(|w| w == a))
+    memchr::memmem::find(v, a).is_some()
 }
 
 /// `@rx` with ModSecurity v2's PCRE semantics (no UTF-8 mode, DOTALL):

@@ -100,7 +100,7 @@ fn numeric() {
 
 struct Ex;
 impl Expand for Ex {
-    fn expand<'a>(&self, t: &'a str) -> Cow<'a, str> {
+    fn expand<'a>(&'a self, t: &'a str) -> Cow<'a, str> {
         Cow::Owned(t.replace("%{tx.x}", "abc"))
     }
 }

@@ -10,7 +10,7 @@ use crate::ops::Expander;
 use crate::rules::{Entry, Op, Rule};
 use crate::state::TxState;
 use crate::tcache::TCache;
-use crate::variables::{self, Item};
+use crate::variables::{self, Item, Var};
 use crate::{EngineMode, Intervention, MatchedRule, RuleSet};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -231,9 +231,12 @@ impl Engine<'_> {
                     for (i, c) in h.caps.into_iter().enumerate().take(10) {
                         self.st.tx.set(CAPTURE_KEYS[i], c);
                     }
-                    for k in &CAPTURE_KEYS[n..] {
+                    // Only slots an earlier capture filled can need clearing.
+                    let filled = self.st.captures_set.max(n);
+                    for k in &CAPTURE_KEYS[n..filled] {
                         self.st.tx.remove(k);
                     }
+                    self.st.captures_set = n;
                 }
                 self.st.matched_var_name = h.name.clone();
                 self.st.matched_var = h.value.clone();
@@ -480,6 +483,9 @@ impl Engine<'_> {
         match a {
             NonDisruptive::SetVar(sv) => {
                 let key = sv.key.expand_string(self.st);
+                if sv.coll == Var::Tx && key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
+                    self.st.captures_set = 10;
+                }
                 let new = match &sv.op {
                     SetVarOp::Delete => None,
                     SetVarOp::Set(v) => Some(v.expand(self.st).into_owned()),

@@ -193,14 +193,17 @@ impl Evaluator {
             cfg: cfg.clone(),
             files_read: Vec::new(),
             rule_count: 0,
-            tx_init: Collection::default(),
+            tx_init: Arc::new(Collection::default()),
         });
         let mut rt = Runtime::new(cfg);
         // Any disruptive action shows as a stop, whatever the configured mode.
         rt.mode = EngineMode::On;
         Evaluator {
             rs,
-            st: TxState::default(),
+            st: TxState {
+                captures_set: 10,
+                ..TxState::default()
+            },
             rt,
             cache: TCache::default(),
             matched: Vec::new(),

@@ -87,7 +87,7 @@ pub struct RuleSet {
     files_read: Vec<String>,
     rule_count: usize,
     /// TX as the rules folded at load time leave it (see `fold`).
-    tx_init: collections::Collection,
+    tx_init: Arc<collections::Collection>,
 }
 
 impl RuleSet {
@@ -105,7 +105,7 @@ impl RuleSet {
             cfg: l.cfg,
             files_read: l.files_read,
             rule_count: l.rule_count,
-            tx_init: l.tx_init,
+            tx_init: Arc::new(l.tx_init),
         })
     }
 
@@ -253,7 +253,8 @@ impl Transaction {
         let cfg = &rules.cfg;
         let rt = engine::Runtime::new(cfg);
         let mut st = request::initial_state(req, &unique_id, cfg.arg_separator);
-        st.tx = rules.tx_init.clone();
+        st.tx = collections::Collection::layered(rules.tx_init.clone());
+        st.captures_set = 10;
         Transaction {
             rules,
             unique_id,

@@ -81,6 +81,15 @@ impl MacroStr {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
+                Part::Var(Target {
+                    var: Var::Tx,
+                    sel: Selector::Key(k),
+                    ..
+                }) => {
+                    if let Some(v) = st.tx.get(k) {
+                        out.extend_from_slice(v);
+                    }
+                }
                 Part::Var(t) => {
                     let mut items = Vec::new();
                     variables::generate(t, st, &mut items);
@@ -124,9 +133,21 @@ fn resolve(name: &str) -> Part {
 }
 
 /// Expand macros in ad-hoc text (operator arguments evaluated by seclang-ops).
-pub fn expand_text<'a>(text: &'a str, st: &TxState) -> Cow<'a, str> {
+pub fn expand_text<'a>(text: &'a str, st: &'a TxState) -> Cow<'a, str> {
     if !text.contains("%{") {
         return Cow::Borrowed(text);
+    }
+    // The usual operator argument, `%{tx.name}`: a direct lookup.
+    if let Some(key) = text
+        .strip_prefix("%{tx.")
+        .and_then(|r| r.strip_suffix('}'))
+        .filter(|k| !k.is_empty() && !k.contains(['%', '{', '}']))
+    {
+        return st
+            .tx
+            .get(key)
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
     }
     Cow::Owned(MacroStr::parse(text).expand_string(st))
 }

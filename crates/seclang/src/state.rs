@@ -120,6 +120,9 @@ pub struct TxState {
 
     // Collections.
     pub tx: Collection,
+    /// TX:0..n were last set by a capture (TX:n..9 are known to be unset
+    /// unless a setvar wrote them; `setvar` on a digit key resets this to 10).
+    pub captures_set: usize,
     pub ip: Collection,
     pub global: Collection,
     pub session: Collection,

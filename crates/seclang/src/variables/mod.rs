@@ -186,9 +186,33 @@ pub enum Selector {
     /// Exact key, compared case-insensitively.
     Key(String),
     /// `/regex/`, matched against the key (case-insensitive, as v2 compiles it).
-    Regex(regex::bytes::Regex),
+    Regex(KeyRegex),
     /// An XPath expression for `XML:`.
     XPath(String),
+}
+
+/// A regex key selector. CRS mostly writes anchored literal prefixes
+/// (`TX:/^header_name_920450_/`), tested without the regex engine.
+#[derive(Debug, Clone)]
+pub struct KeyRegex {
+    re: regex::bytes::Regex,
+    /// `^literal`: the literal, compared case-insensitively.
+    prefix: Option<Vec<u8>>,
+}
+
+impl KeyRegex {
+    pub fn as_str(&self) -> &str {
+        self.re.as_str()
+    }
+
+    pub fn is_match(&self, key: &[u8]) -> bool {
+        match &self.prefix {
+            Some(p) => key
+                .get(..p.len())
+                .is_some_and(|k| k.eq_ignore_ascii_case(p)),
+            None => self.re.is_match(key),
+        }
+    }
 }
 
 /// One compiled rule target.
@@ -216,12 +240,18 @@ pub fn parse_target(name: &str, param: Option<&str>) -> Result<Target, String> {
         Some(p) if var == Var::Xml => Selector::XPath(p.to_string()),
         Some(p) if p.len() > 2 && p.starts_with('/') && p.ends_with('/') => {
             let re = p.get(1..p.len() - 1).unwrap_or("");
+            let prefix = re
+                .strip_prefix('^')
+                .filter(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+                .map(|l| l.as_bytes().to_vec());
             let re = regex::bytes::RegexBuilder::new(re)
                 .case_insensitive(true)
                 .dot_matches_new_line(true)
                 .build()
                 .map_err(|e| format!("bad regex selector {p:?}: {e}"))?;
-            Selector::Regex(re)
+            Selector::Regex(KeyRegex { re, prefix })
         }
         Some(p) => Selector::Key(p.to_ascii_lowercase()),
     };
