@@ -110,8 +110,10 @@ fn print_profile(n: usize) {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(25);
+    let only_kind = std::env::var("KIND").unwrap_or_default();
     let line: Vec<String> = p
         .iter()
+        .filter(|x| only_kind.is_empty() || x.3 == only_kind)
         .take(top)
         .map(|(id, ns, _, k)| format!("{id}({}) {:.2}", &k[..1], per(*ns)))
         .collect();

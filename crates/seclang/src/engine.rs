@@ -310,6 +310,8 @@ impl Engine<'_> {
         let exp = Expander(st);
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let mut any_passed_filter = rule.prefilter.is_none();
+        let memo = op.costly_pure() && items.len() > 1;
+        let mut clean: crate::fxhash::FxHashSet<Vec<u8>> = Default::default();
         for it in &items {
             if !excl.is_empty() {
                 let key = if it.var.is_collection() {
@@ -361,10 +363,17 @@ impl Engine<'_> {
                     }
                     any_passed_filter = true;
                 }
+                // Libinjection on a value this rule already found clean
+                // (repeated JSON names and values) is not run again.
+                if memo && clean.contains(&*v) {
+                    continue;
+                }
                 self.stats.operator_calls += 1;
                 caps.clear();
                 if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
                     matched_value = Some(v.to_vec());
+                } else if memo {
+                    clean.insert(v.to_vec());
                 }
             }
             if let Some(value) = matched_value {

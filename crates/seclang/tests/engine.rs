@@ -445,3 +445,16 @@ SecRuleRemoveById 2
     let (tx, _) = go(conf, "/?bad=x", &[], b"");
     assert_eq!(ids(&tx), vec![1]);
 }
+
+/// Clean values are remembered per rule so repeated JSON names and values
+/// run libinjection once; every attacking value is still reported.
+#[test]
+fn repeated_values_each_match() {
+    let conf = r#"
+SecRule ARGS "@detectSQLi" "id:1,phase:1,pass,log,setvar:tx.n=+1"
+"#;
+    let q = "/?a=1'%20or%20'1'='1&b=shoes&c=1'%20or%20'1'='1&d=shoes&e=x%20y&f=x%20y";
+    let (tx, _) = go(conf, q, &[], b"");
+    assert_eq!(tx.tx_var("n").as_deref(), Some("2"));
+    assert_eq!(ids(&tx), vec![1]);
+}
