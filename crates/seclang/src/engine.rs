@@ -328,7 +328,13 @@ impl Engine<'_> {
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
                 let mut changed = true;
                 for k in 0..=rule.transforms.len() {
+                    // The literal prefilter holds for any value, so for each step's value too.
+                    if changed && rule.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&v)) {
+                        self.stats.prefilter_skips += 1;
+                        changed = false;
+                    }
                     if changed {
+                        any_passed_filter = true;
                         self.stats.operator_calls += 1;
                         caps.clear();
                         if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
