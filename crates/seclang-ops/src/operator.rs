@@ -351,6 +351,15 @@ impl Operator {
     /// `@detectSQLi` the fingerprint.
     pub fn eval(&self, v: &[u8], exp: &dyn Expand, caps: Option<&mut Vec<Vec<u8>>>) -> bool {
         let r = match &self.kind {
+            // `^.*$` (CRS 920450 and friends) matches every value whole
+            // (ModSecurity compiles with DOTALL): no regex run needed.
+            Kind::Rx(_, p) if p == "^.*$" => {
+                if let Some(c) = caps {
+                    c.clear();
+                    c.push(v.to_vec());
+                }
+                true
+            }
             Kind::Rx(re, _) => match caps {
                 // Most values do not match: the capture-free search answers
                 // that without allocating capture slots.

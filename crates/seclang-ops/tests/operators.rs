@@ -236,3 +236,21 @@ fn required_literals() {
     assert!(lits("rx", "^.*$").is_none());
     assert!(lits("detectSQLi", "").is_none());
 }
+
+/// `^.*$` is answered without the regex engine; the answer must be the
+/// regex's own (DOTALL: the whole value, newlines included).
+#[test]
+fn match_all_rx_captures_whole_value() {
+    let shortcut = op("rx", "^.*$");
+    let real = op("rx", "^(?:.*)$");
+    for v in [&b""[..], b"accept", b"a\nb", b"x\r\n", b"\xff\x00z"] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        assert_eq!(
+            shortcut.eval(v, &NoExpand, Some(&mut a)),
+            real.eval(v, &NoExpand, Some(&mut b)),
+            "{v:?}"
+        );
+        assert_eq!(a.first(), b.first(), "{v:?}");
+        assert_eq!(a.first().map(|c| c.as_slice()), Some(v));
+    }
+}
