@@ -3,7 +3,7 @@
 
 use crate::engine::Runtime;
 use crate::rules::{Config, LimitAction};
-use crate::state::{Arg, Pairs, TxState};
+use crate::state::{Pairs, TxState};
 use crate::{EngineMode, Intervention};
 
 fn hexval(c: u8) -> Option<u8> {
@@ -136,11 +136,7 @@ pub fn process(
         Some("URLENCODED") => {
             let (args, bad) = urlencoded(body, cfg.arg_separator);
             st.urlencoded_error |= bad;
-            st.args.extend(args.into_iter().map(|(name, value)| Arg {
-                name,
-                value,
-                post: true,
-            }));
+            crate::state::push_args(&mut st.args, args, true);
             st.request_body = Some(body.to_vec());
         }
         Some("MULTIPART") => multipart(st, body),
@@ -165,11 +161,7 @@ fn multipart(st: &mut TxState, body: &[u8]) {
     match crate::bodyproc::multipart(&ct, body) {
         Ok(m) => {
             st.multipart = m.flags;
-            st.args.extend(m.args.into_iter().map(|(name, value)| Arg {
-                name,
-                value,
-                post: true,
-            }));
+            crate::state::push_args(&mut st.args, m.args, true);
             st.files_combined_size = m.files.iter().map(|f| f.size).sum();
             st.files = m.files;
             st.part_headers = m.part_headers;
@@ -182,11 +174,7 @@ fn multipart(st: &mut TxState, body: &[u8]) {
 
 fn json(st: &mut TxState, body: &[u8]) {
     match crate::bodyproc::json(body) {
-        Ok(args) => st.args.extend(args.into_iter().map(|(name, value)| Arg {
-            name,
-            value,
-            post: true,
-        })),
+        Ok(args) => crate::state::push_args(&mut st.args, args, true),
         Err(msg) => error(st, format!("JSON parsing error: {msg}")),
     }
 }

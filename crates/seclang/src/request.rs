@@ -2,7 +2,7 @@
 //! ModSecurity v2 derive them, headers, cookies, query arguments, and the
 //! default body processor chosen from Content-Type.
 
-use crate::state::{Arg, TxState};
+use crate::state::TxState;
 use bodyparse::percent_decode;
 use pipeline::RequestHead;
 use std::time::{Instant, SystemTime};
@@ -85,11 +85,7 @@ pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
     if let Some(q) = &query {
         let (args, err) = crate::body::urlencoded(q, sep);
         st.urlencoded_error |= err;
-        st.args.extend(args.into_iter().map(|(name, value)| Arg {
-            name,
-            value,
-            post: false,
-        }));
+        crate::state::push_args(&mut st.args, args, false);
     }
     st.query = query;
     st.remote_addr = req.client_ip.to_string().into_bytes();

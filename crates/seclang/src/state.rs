@@ -12,8 +12,8 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// One argument, from the query string (`post == false`) or the body.
 #[derive(Debug, Clone, Default)]
 pub struct Arg {
-    pub name: Vec<u8>,
-    pub value: Vec<u8>,
+    pub name: Arc<[u8]>,
+    pub value: Arc<[u8]>,
     pub post: bool,
 }
 
@@ -60,6 +60,34 @@ impl MultipartFlags {
             || self.invalid_part
             || self.invalid_header_folding
             || self.file_limit_exceeded
+    }
+}
+
+/// Shares equal byte strings among arguments: the transformation and
+/// prefilter caches are keyed by buffer, so JSON arrays, which repeat every
+/// field name, are transformed and scanned once per distinct name or value.
+pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool) {
+    if pairs.len() < 4 {
+        args.extend(pairs.into_iter().map(|(n, v)| Arg {
+            name: n.into(),
+            value: v.into(),
+            post,
+        }));
+        return;
+    }
+    let mut seen: crate::fxhash::FxHashSet<Arc<[u8]>> = Default::default();
+    let mut intern = |b: Vec<u8>| -> Arc<[u8]> {
+        if let Some(a) = seen.get(b.as_slice()) {
+            return a.clone();
+        }
+        let a: Arc<[u8]> = b.into();
+        seen.insert(a.clone());
+        a
+    };
+    for (n, v) in pairs {
+        let name = intern(n);
+        let value = intern(v);
+        args.push(Arg { name, value, post });
     }
 }
 
