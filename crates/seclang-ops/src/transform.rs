@@ -917,6 +917,12 @@ impl Transform {
         }))
     }
 
+    /// A small distinct number per transformation function (below 64), so
+    /// callers can keep per-value bit sets of transformations.
+    pub fn code(&self) -> u8 {
+        self.0 as u8
+    }
+
     /// Applies the transformation; `None` when the value is unchanged.
     pub fn apply(&self, v: &[u8]) -> Option<Vec<u8>> {
         let out: Vec<u8> = match self.0 {

@@ -8,6 +8,7 @@ use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
 use crate::prefilter::{bit, GroupFilter};
 use crate::variables::Item;
+use std::collections::hash_map::Entry;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -33,10 +34,20 @@ const MAX_ENTRIES: usize = 50_000;
 /// (value address, value length, transformation-prefix id).
 type Key = (usize, usize, u32);
 
+/// Bit sets over [`Transform::code`].
+#[derive(Default, Clone, Copy)]
+struct ItemRec {
+    same: u64,
+    changes: u64,
+}
+
 #[derive(Default)]
 pub struct TCache {
-    /// `None`: the prefix left the value unchanged.
-    map: FxHashMap<Key, Option<Arc<[u8]>>>,
+    /// (value address, length) -> which transformation functions leave
+    /// the original value unchanged, and which change it.
+    items: FxHashMap<(usize, usize), ItemRec>,
+    /// Values a prefix transformed (prefixes past the value's first change only).
+    map: FxHashMap<Key, Arc<[u8]>>,
     /// (value address, length, prefilter group) -> offset of the group's
     /// bits for that value in `bits`.
     groups: FxHashMap<Key, u32>,
@@ -55,6 +66,7 @@ thread_local! {
 
 impl TCache {
     pub fn clear(&mut self) {
+        self.items.clear();
         self.map.clear();
         self.groups.clear();
         self.bits.clear();
@@ -113,7 +125,7 @@ impl TCache {
 
     /// Return a cache to this thread's pool (bounded; oversized tables are dropped).
     pub fn give(mut c: TCache) {
-        if c.map.capacity() > 4 * MAX_ENTRIES {
+        if c.map.capacity().max(c.items.capacity()) > 4 * MAX_ENTRIES {
             return;
         }
         c.clear();
@@ -162,31 +174,63 @@ impl TCache {
         if !it.stable {
             return apply_all(Val::Borrowed(base), transforms);
         }
-        let key = |id: u32| (base.as_ptr() as usize, base.len(), id);
-        // Longest cached prefix.
-        let mut start = 0;
-        let mut cur = Val::Borrowed(base);
-        for k in (0..transforms.len()).rev() {
-            if let Some(c) = self.map.get(&key(transforms[k].1)) {
-                self.hits += 1;
-                cur = match c {
-                    Some(a) => Val::Shared(a.clone()),
-                    None => Val::Borrowed(base),
-                };
-                start = k + 1;
+        let ik = (base.as_ptr() as usize, base.len());
+        let full = self.items.len() >= MAX_ENTRIES;
+        let rec = match self.items.entry(ik) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if !full => v.insert(ItemRec::default()),
+            Entry::Vacant(_) => return apply_all(Val::Borrowed(base), transforms),
+        };
+        // While the value is still the original, a transformation's effect
+        // depends on the function alone, not on the prefix before it: the
+        // per-value bit sets answer without a table entry per prefix.
+        let mut j = 0;
+        let mut first = None;
+        while let Some((t, _)) = transforms.get(j) {
+            let b = 1u64 << (t.code() & 63);
+            if rec.same & b != 0 {
+                j += 1;
+                continue;
+            }
+            if rec.changes & b != 0 {
                 break;
+            }
+            match t.apply(base) {
+                None => {
+                    rec.same |= b;
+                    j += 1;
+                }
+                Some(nv) => {
+                    rec.changes |= b;
+                    first = Some(nv);
+                    break;
+                }
+            }
+        }
+        if j == transforms.len() {
+            self.hits += 1;
+            return Val::Borrowed(base);
+        }
+        let key = |id: u32| (ik.0, ik.1, id);
+        // Longest cached prefix past the first change.
+        let mut start = j;
+        let mut cur = Val::Borrowed(base);
+        if first.is_none() {
+            for k in (j..transforms.len()).rev() {
+                if let Some(a) = self.map.get(&key(transforms[k].1)) {
+                    self.hits += 1;
+                    cur = Val::Shared(a.clone());
+                    start = k + 1;
+                    break;
+                }
             }
         }
         for (t, id) in &transforms[start..] {
-            if let Some(nv) = t.apply(&cur) {
+            if let Some(nv) = first.take().or_else(|| t.apply(&cur)) {
                 cur = Val::Shared(Arc::from(nv));
             }
-            if self.map.len() < MAX_ENTRIES {
-                let entry = match &cur {
-                    Val::Borrowed(_) => None,
-                    Val::Shared(a) => Some(a.clone()),
-                };
-                self.map.insert(key(*id), entry);
+            if let (Val::Shared(a), true) = (&cur, self.map.len() < MAX_ENTRIES) {
+                self.map.insert(key(*id), a.clone());
             }
         }
         cur
