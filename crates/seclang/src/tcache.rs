@@ -51,6 +51,9 @@ pub struct TCache {
     /// (value address, length, prefilter group) -> offset of the group's
     /// bits for that value in `bits`.
     groups: FxHashMap<Key, u32>,
+    /// (value address, length) -> offset in `bits` of the merged scan of
+    /// the untransformed value over every group's literals.
+    gitems: FxHashMap<(usize, usize), u32>,
     bits: Vec<u64>,
     /// Prefilter group -> offset in `bits` of the phase-wide union over all
     /// the items the group's skippable rules can target.
@@ -69,6 +72,7 @@ impl TCache {
         self.items.clear();
         self.map.clear();
         self.groups.clear();
+        self.gitems.clear();
         self.bits.clear();
         self.unions.clear();
     }
@@ -80,6 +84,26 @@ impl TCache {
             .map(|&off| bit(&self.bits[off as usize..], slot))
     }
 
+    /// When `v` is the item's own (untransformed) value: offset in `bits`
+    /// of group `g`'s bits from the merged scan of that value.
+    fn global_off(&mut self, it: &Item<'_>, g: &GroupFilter, v: &[u8]) -> Option<usize> {
+        let gf = g.global.as_ref()?;
+        if !it.stable || v.as_ptr() != it.value.as_ptr() || v.len() != it.value.len() {
+            return None;
+        }
+        let ik = (v.as_ptr() as usize, v.len());
+        if let Some(&off) = self.gitems.get(&ik) {
+            return Some(off as usize + g.gword);
+        }
+        if self.gitems.len() >= MAX_ENTRIES {
+            return None;
+        }
+        let off = self.bits.len();
+        gf.scan(v, &mut self.bits);
+        self.gitems.insert(ik, off as u32);
+        Some(off + g.gword)
+    }
+
     /// OR the bits of one (transformed) item into `acc`.
     pub fn or_item_bits(
         &mut self,
@@ -89,6 +113,12 @@ impl TCache {
         v: &[u8],
         acc: &mut [u64],
     ) {
+        if let Some(off) = self.global_off(it, g, v) {
+            for (a, b) in acc.iter_mut().zip(&self.bits[off..off + g.words()]) {
+                *a |= b;
+            }
+            return;
+        }
         let key = (it.value.as_ptr() as usize, it.value.len(), gid);
         let off = match (it.stable, self.groups.get(&key)) {
             (true, Some(&off)) => off as usize,
@@ -147,6 +177,9 @@ impl TCache {
         g: &GroupFilter,
         v: &[u8],
     ) -> bool {
+        if let Some(off) = self.global_off(it, g, v) {
+            return bit(&self.bits[off..], slot);
+        }
         let key = (it.value.as_ptr() as usize, it.value.len(), gid);
         if let Some(&off) = self.groups.get(&key) {
             return bit(&self.bits[off as usize..], slot);
