@@ -34,11 +34,26 @@ const MAX_ENTRIES: usize = 50_000;
 /// (value address, value length, transformation-prefix id).
 type Key = (usize, usize, u32);
 
-/// Bit sets over [`Transform::code`].
-#[derive(Default, Clone, Copy)]
+/// Per value: bit sets over [`Transform::code`], and where its merged
+/// prefilter scan is.
+#[derive(Clone, Copy)]
 struct ItemRec {
     same: u64,
     changes: u64,
+    /// Offset in `bits` of the merged scan of the untransformed value ([`NO_SCAN`]: not yet).
+    goff: u32,
+}
+
+const NO_SCAN: u32 = u32::MAX;
+
+impl Default for ItemRec {
+    fn default() -> Self {
+        ItemRec {
+            same: 0,
+            changes: 0,
+            goff: NO_SCAN,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -51,9 +66,9 @@ pub struct TCache {
     /// (value address, length, prefilter group) -> offset of the group's
     /// bits for that value in `bits`.
     groups: FxHashMap<Key, u32>,
-    /// (value address, length) -> offset in `bits` of the merged scan of
-    /// the untransformed value over every group's literals.
-    gitems: FxHashMap<(usize, usize), u32>,
+    /// The value `transformed` last looked up and its merged-scan offset
+    /// (the prefilter asks about the same value next).
+    last: Option<((usize, usize), u32)>,
     bits: Vec<u64>,
     /// Prefilter group -> offset in `bits` of the phase-wide union over all
     /// the items the group's skippable rules can target.
@@ -72,7 +87,7 @@ impl TCache {
         self.items.clear();
         self.map.clear();
         self.groups.clear();
-        self.gitems.clear();
+        self.last = None;
         self.bits.clear();
         self.unions.clear();
     }
@@ -92,16 +107,23 @@ impl TCache {
             return None;
         }
         let ik = (v.as_ptr() as usize, v.len());
-        if let Some(&off) = self.gitems.get(&ik) {
-            return Some(off as usize + g.gword);
+        if let Some((k, off)) = self.last {
+            if k == ik && off != NO_SCAN {
+                return Some(off as usize + g.gword);
+            }
         }
-        if self.gitems.len() >= MAX_ENTRIES {
-            return None;
+        let full = self.items.len() >= MAX_ENTRIES;
+        let rec = match self.items.entry(ik) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(e) if !full => e.insert(ItemRec::default()),
+            Entry::Vacant(_) => return None,
+        };
+        if rec.goff == NO_SCAN {
+            rec.goff = self.bits.len() as u32;
+            gf.scan(v, &mut self.bits);
         }
-        let off = self.bits.len();
-        gf.scan(v, &mut self.bits);
-        self.gitems.insert(ik, off as u32);
-        Some(off + g.gword)
+        self.last = Some((ik, rec.goff));
+        Some(rec.goff as usize + g.gword)
     }
 
     /// OR the bits of one (transformed) item into `acc`.
@@ -214,6 +236,7 @@ impl TCache {
             Entry::Vacant(v) if !full => v.insert(ItemRec::default()),
             Entry::Vacant(_) => return apply_all(Val::Borrowed(base), transforms),
         };
+        self.last = Some((ik, rec.goff));
         // While the value is still the original, a transformation's effect
         // depends on the function alone, not on the prefix before it: the
         // per-value bit sets answer without a table entry per prefix.
