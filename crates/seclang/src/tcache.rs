@@ -31,6 +31,9 @@ impl Deref for Val<'_> {
 /// Bound on cached entries per phase, so a request with very many values cannot grow it without limit.
 const MAX_ENTRIES: usize = 50_000;
 
+/// Bit words a pooled cache may keep allocated (8 MiB).
+const MAX_RETAINED_BITS: usize = 1 << 20;
+
 /// (value address, value length, transformation-prefix id).
 type Key = (usize, usize, u32);
 
@@ -177,7 +180,9 @@ impl TCache {
 
     /// Return a cache to this thread's pool (bounded; oversized tables are dropped).
     pub fn give(mut c: TCache) {
-        if c.map.capacity().max(c.items.capacity()) > 4 * MAX_ENTRIES {
+        if c.map.capacity().max(c.items.capacity()) > 4 * MAX_ENTRIES
+            || c.bits.capacity() > MAX_RETAINED_BITS
+        {
             return;
         }
         c.clear();
