@@ -829,6 +829,57 @@ fn trim_right(v: &[u8]) -> &[u8] {
     &v[..e]
 }
 
+/// A sub-slice of `v` as a transformation result (`None` when it is all of `v`).
+fn trimmed(v: &[u8], t: &[u8]) -> Option<Vec<u8>> {
+    (t.len() != v.len()).then(|| t.to_vec())
+}
+
+/// Whether `a` is directly followed by `b` somewhere in `v`.
+fn has_pair(v: &[u8], a: u8, b: u8) -> bool {
+    v.windows(2).any(|w| w[0] == a && w[1] == b)
+}
+
+/// compressWhitespace leaves `v` as it is: every whitespace run is one plain space.
+fn compress_whitespace_noop(v: &[u8]) -> bool {
+    let mut prev_ws = false;
+    for &b in v {
+        let ws = is_space(b) || b == NBSP;
+        if ws && (b != b' ' || prev_ws) {
+            return false;
+        }
+        prev_ws = ws;
+    }
+    true
+}
+
+/// cmdLine leaves `v` as it is: no characters it drops or lower-cases, no
+/// separator other than single spaces, no space before `/` or `(`.
+fn cmd_line_noop(v: &[u8]) -> bool {
+    for (i, &c) in v.iter().enumerate() {
+        match c {
+            b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => return false,
+            b' ' => {
+                if matches!(v.get(i + 1), Some(b' ' | b'/' | b'(')) {
+                    return false;
+                }
+            }
+            c if c.is_ascii_uppercase() => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// normalizePath leaves `v` as it is: no repeated separator, no dot ending
+/// a segment (`./`, or a final `.`), and for the Windows form no backslash.
+fn normalize_path_noop(v: &[u8], win: bool) -> bool {
+    !(win && v.contains(&b'\\'))
+        && v.last() != Some(&b'.')
+        && !v
+            .windows(2)
+            .any(|w| w[1] == b'/' && (w[0] == b'/' || w[0] == b'.'))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum T {
     None,
@@ -917,6 +968,12 @@ impl Transform {
         }))
     }
 
+    /// A small distinct number per transformation function (below 64), so
+    /// callers can keep per-value bit sets of transformations.
+    pub fn code(&self) -> u8 {
+        self.0 as u8
+    }
+
     /// Applies the transformation; `None` when the value is unchanged.
     pub fn apply(&self, v: &[u8]) -> Option<Vec<u8>> {
         let out: Vec<u8> = match self.0 {
@@ -987,14 +1044,58 @@ impl Transform {
                 }
                 v.iter().map(|&b| if b == 0 { b' ' } else { b }).collect()
             }
-            T::RemoveWhitespace => remove_whitespace(v),
-            T::CompressWhitespace => compress_whitespace(v),
-            T::ReplaceComments => replace_comments(v),
-            T::RemoveComments => remove_comments(v),
-            T::RemoveCommentsChar => remove_comments_char(v),
-            T::CmdLine => cmd_line(v),
-            T::NormalizePath => normalize_path(v, false),
-            T::NormalizePathWin => normalize_path(v, true),
+            T::RemoveWhitespace => {
+                if !v.iter().any(|&b| is_space(b) || b == NBSP) {
+                    return None;
+                }
+                remove_whitespace(v)
+            }
+            T::CompressWhitespace => {
+                if compress_whitespace_noop(v) {
+                    return None;
+                }
+                compress_whitespace(v)
+            }
+            T::ReplaceComments => {
+                if !has_pair(v, b'/', b'*') {
+                    return None;
+                }
+                replace_comments(v)
+            }
+            T::RemoveComments => {
+                if !v.contains(&b'#') && !has_pair(v, b'-', b'-') && !has_pair(v, b'/', b'*') {
+                    return None;
+                }
+                remove_comments(v)
+            }
+            T::RemoveCommentsChar => {
+                if !v.contains(&b'#')
+                    && !has_pair(v, b'-', b'-')
+                    && !has_pair(v, b'/', b'*')
+                    && !has_pair(v, b'*', b'/')
+                {
+                    return None;
+                }
+                remove_comments_char(v)
+            }
+            T::CmdLine => {
+                if cmd_line_noop(v) {
+                    return None;
+                }
+                cmd_line(v)
+            }
+            T::NormalizePath => {
+                if normalize_path_noop(v, false) {
+                    return None;
+                }
+                normalize_path(v, false)
+            }
+            T::NormalizePathWin => {
+                if normalize_path_noop(v, true) {
+                    return None;
+                }
+                normalize_path(v, true)
+            }
             T::Base64Decode => base64_decode(v),
             T::Base64DecodeExt => base64_decode_ext(v),
             T::Base64Encode => base64::engine::general_purpose::STANDARD
@@ -1002,13 +1103,18 @@ impl Transform {
                 .into_bytes(),
             T::HexDecode => hex_decode(v),
             T::HexEncode => hex_encode(v),
-            T::SqlHexDecode => sql_hex_decode(v),
+            T::SqlHexDecode => {
+                if !v.iter().any(|&c| c == b'x' || c == b'X') {
+                    return None;
+                }
+                sql_hex_decode(v)
+            }
             T::Length => v.len().to_string().into_bytes(),
             T::Sha1 => sha1::Sha1::digest(v).to_vec(),
             T::Md5 => md5::Md5::digest(v).to_vec(),
-            T::Trim => trim_right(trim_left(v)).to_vec(),
-            T::TrimLeft => trim_left(v).to_vec(),
-            T::TrimRight => trim_right(v).to_vec(),
+            T::Trim => return trimmed(v, trim_right(trim_left(v))),
+            T::TrimLeft => return trimmed(v, trim_left(v)),
+            T::TrimRight => return trimmed(v, trim_right(v)),
             T::UrlEncode => url_encode(v),
             T::ParityEven7 => v
                 .iter()
@@ -1018,8 +1124,68 @@ impl Transform {
                 .iter()
                 .map(|&c| if odd_parity(c) { c & 0x7f } else { c | 0x80 })
                 .collect(),
-            T::ParityZero7 => v.iter().map(|&c| c & 0x7f).collect(),
+            T::ParityZero7 => {
+                if v.is_ascii() {
+                    return None;
+                }
+                v.iter().map(|&c| c & 0x7f).collect()
+            }
         };
         (out != v).then_some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `apply` fast paths (`None` without running the function) agree
+    /// with running the function and comparing, on random short inputs.
+    #[test]
+    fn fast_paths_match_full_functions() {
+        let alphabet: &[u8] = b"aZ /.\\\\#-*<!>x0X9f%+&;'\"^,(\t\n\r\x0b\x0c\0\xa0\xc3";
+        type Full = fn(&[u8]) -> Vec<u8>;
+        let fns: [(&str, Full); 11] = [
+            ("removeWhitespace", remove_whitespace),
+            ("compressWhitespace", compress_whitespace),
+            ("replaceComments", replace_comments),
+            ("removeComments", remove_comments),
+            ("removeCommentsChar", remove_comments_char),
+            ("cmdLine", cmd_line),
+            ("normalizePath", |v| normalize_path(v, false)),
+            ("normalizePathWin", |v| normalize_path(v, true)),
+            ("sqlHexDecode", sql_hex_decode),
+            ("trim", |v| trim_right(trim_left(v)).to_vec()),
+            ("parityZero7bit", |v| v.iter().map(|&c| c & 0x7f).collect()),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Paths: a small alphabet, so dots and separators meet often.
+        for _ in 0..200_000 {
+            let len = (next() % 11) as usize;
+            let v: Vec<u8> = (0..len).map(|_| b"a/.\\"[(next() % 4) as usize]).collect();
+            for win in [false, true] {
+                if normalize_path_noop(&v, win) {
+                    assert_eq!(normalize_path(&v, win), v, "win={win}");
+                }
+            }
+        }
+        for _ in 0..200_000 {
+            let len = (next() % 9) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            for (name, f) in &fns {
+                let t = Transform::from_name(name).expect("known");
+                let full = f(&v);
+                let want = (full != v).then_some(full);
+                assert_eq!(t.apply(&v), want, "{name}({v:?})");
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
 use crate::prefilter::{bit, GroupFilter};
 use crate::variables::Item;
+use std::collections::hash_map::Entry;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -30,16 +31,47 @@ impl Deref for Val<'_> {
 /// Bound on cached entries per phase, so a request with very many values cannot grow it without limit.
 const MAX_ENTRIES: usize = 50_000;
 
+/// Bit words a pooled cache may keep allocated (8 MiB).
+const MAX_RETAINED_BITS: usize = 1 << 20;
+
 /// (value address, value length, transformation-prefix id).
 type Key = (usize, usize, u32);
 
+/// Per value: bit sets over [`Transform::code`], and where its merged
+/// prefilter scan is.
+#[derive(Clone, Copy)]
+struct ItemRec {
+    same: u64,
+    changes: u64,
+    /// Offset in `bits` of the merged scan of the untransformed value ([`NO_SCAN`]: not yet).
+    goff: u32,
+}
+
+const NO_SCAN: u32 = u32::MAX;
+
+impl Default for ItemRec {
+    fn default() -> Self {
+        ItemRec {
+            same: 0,
+            changes: 0,
+            goff: NO_SCAN,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct TCache {
-    /// `None`: the prefix left the value unchanged.
-    map: FxHashMap<Key, Option<Arc<[u8]>>>,
+    /// (value address, length) -> which transformation functions leave
+    /// the original value unchanged, and which change it.
+    items: FxHashMap<(usize, usize), ItemRec>,
+    /// Values a prefix transformed (prefixes past the value's first change only).
+    map: FxHashMap<Key, Arc<[u8]>>,
     /// (value address, length, prefilter group) -> offset of the group's
     /// bits for that value in `bits`.
     groups: FxHashMap<Key, u32>,
+    /// The value `transformed` last looked up and its merged-scan offset
+    /// (the prefilter asks about the same value next).
+    last: Option<((usize, usize), u32)>,
     bits: Vec<u64>,
     /// Prefilter group -> offset in `bits` of the phase-wide union over all
     /// the items the group's skippable rules can target.
@@ -55,8 +87,10 @@ thread_local! {
 
 impl TCache {
     pub fn clear(&mut self) {
+        self.items.clear();
         self.map.clear();
         self.groups.clear();
+        self.last = None;
         self.bits.clear();
         self.unions.clear();
     }
@@ -68,6 +102,33 @@ impl TCache {
             .map(|&off| bit(&self.bits[off as usize..], slot))
     }
 
+    /// When `v` is the item's own (untransformed) value: offset in `bits`
+    /// of group `g`'s bits from the merged scan of that value.
+    fn global_off(&mut self, it: &Item<'_>, g: &GroupFilter, v: &[u8]) -> Option<usize> {
+        let gf = g.global.as_ref()?;
+        if !it.stable || v.as_ptr() != it.value.as_ptr() || v.len() != it.value.len() {
+            return None;
+        }
+        let ik = (v.as_ptr() as usize, v.len());
+        if let Some((k, off)) = self.last {
+            if k == ik && off != NO_SCAN {
+                return Some(off as usize + g.gword);
+            }
+        }
+        let full = self.items.len() >= MAX_ENTRIES;
+        let rec = match self.items.entry(ik) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(e) if !full => e.insert(ItemRec::default()),
+            Entry::Vacant(_) => return None,
+        };
+        if rec.goff == NO_SCAN {
+            rec.goff = self.bits.len() as u32;
+            gf.scan(v, &mut self.bits);
+        }
+        self.last = Some((ik, rec.goff));
+        Some(rec.goff as usize + g.gword)
+    }
+
     /// OR the bits of one (transformed) item into `acc`.
     pub fn or_item_bits(
         &mut self,
@@ -77,6 +138,12 @@ impl TCache {
         v: &[u8],
         acc: &mut [u64],
     ) {
+        if let Some(off) = self.global_off(it, g, v) {
+            for (a, b) in acc.iter_mut().zip(&self.bits[off..off + g.words()]) {
+                *a |= b;
+            }
+            return;
+        }
         let key = (it.value.as_ptr() as usize, it.value.len(), gid);
         let off = match (it.stable, self.groups.get(&key)) {
             (true, Some(&off)) => off as usize,
@@ -113,7 +180,9 @@ impl TCache {
 
     /// Return a cache to this thread's pool (bounded; oversized tables are dropped).
     pub fn give(mut c: TCache) {
-        if c.map.capacity() > 4 * MAX_ENTRIES {
+        if c.map.capacity().max(c.items.capacity()) > 4 * MAX_ENTRIES
+            || c.bits.capacity() > MAX_RETAINED_BITS
+        {
             return;
         }
         c.clear();
@@ -135,6 +204,9 @@ impl TCache {
         g: &GroupFilter,
         v: &[u8],
     ) -> bool {
+        if let Some(off) = self.global_off(it, g, v) {
+            return bit(&self.bits[off..], slot);
+        }
         let key = (it.value.as_ptr() as usize, it.value.len(), gid);
         if let Some(&off) = self.groups.get(&key) {
             return bit(&self.bits[off as usize..], slot);
@@ -162,31 +234,64 @@ impl TCache {
         if !it.stable {
             return apply_all(Val::Borrowed(base), transforms);
         }
-        let key = |id: u32| (base.as_ptr() as usize, base.len(), id);
-        // Longest cached prefix.
-        let mut start = 0;
-        let mut cur = Val::Borrowed(base);
-        for k in (0..transforms.len()).rev() {
-            if let Some(c) = self.map.get(&key(transforms[k].1)) {
-                self.hits += 1;
-                cur = match c {
-                    Some(a) => Val::Shared(a.clone()),
-                    None => Val::Borrowed(base),
-                };
-                start = k + 1;
+        let ik = (base.as_ptr() as usize, base.len());
+        let full = self.items.len() >= MAX_ENTRIES;
+        let rec = match self.items.entry(ik) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if !full => v.insert(ItemRec::default()),
+            Entry::Vacant(_) => return apply_all(Val::Borrowed(base), transforms),
+        };
+        self.last = Some((ik, rec.goff));
+        // While the value is still the original, a transformation's effect
+        // depends on the function alone, not on the prefix before it: the
+        // per-value bit sets answer without a table entry per prefix.
+        let mut j = 0;
+        let mut first = None;
+        while let Some((t, _)) = transforms.get(j) {
+            let b = 1u64 << (t.code() & 63);
+            if rec.same & b != 0 {
+                j += 1;
+                continue;
+            }
+            if rec.changes & b != 0 {
                 break;
+            }
+            match t.apply(base) {
+                None => {
+                    rec.same |= b;
+                    j += 1;
+                }
+                Some(nv) => {
+                    rec.changes |= b;
+                    first = Some(nv);
+                    break;
+                }
+            }
+        }
+        if j == transforms.len() {
+            self.hits += 1;
+            return Val::Borrowed(base);
+        }
+        let key = |id: u32| (ik.0, ik.1, id);
+        // Longest cached prefix past the first change.
+        let mut start = j;
+        let mut cur = Val::Borrowed(base);
+        if first.is_none() {
+            for k in (j..transforms.len()).rev() {
+                if let Some(a) = self.map.get(&key(transforms[k].1)) {
+                    self.hits += 1;
+                    cur = Val::Shared(a.clone());
+                    start = k + 1;
+                    break;
+                }
             }
         }
         for (t, id) in &transforms[start..] {
-            if let Some(nv) = t.apply(&cur) {
+            if let Some(nv) = first.take().or_else(|| t.apply(&cur)) {
                 cur = Val::Shared(Arc::from(nv));
             }
-            if self.map.len() < MAX_ENTRIES {
-                let entry = match &cur {
-                    Val::Borrowed(_) => None,
-                    Val::Shared(a) => Some(a.clone()),
-                };
-                self.map.insert(key(*id), entry);
+            if let (Val::Shared(a), true) = (&cur, self.map.len() < MAX_ENTRIES) {
+                self.map.insert(key(*id), a.clone());
             }
         }
         cur

@@ -22,6 +22,12 @@ impl Transform {
     pub fn apply(&self, v: &[u8]) -> Option<Vec<u8>> {
         self.0.apply(v)
     }
+
+    /// A distinct number below 64 per transformation function.
+    #[inline]
+    pub fn code(&self) -> u8 {
+        self.0.code()
+    }
 }
 
 /// Expands macros in operator arguments against the transaction.
