@@ -120,7 +120,7 @@ impl Engine<'_> {
         if matches!(self.rt.allow, Some(AllowScope::Phase)) {
             self.rt.allow = None;
         }
-        self.cache.clear();
+        self.cache.next_phase();
         self.st.matched_vars.clear();
         let rs = self.rs.clone();
         let entries = rs.phases.get(usize::from(phase.saturating_sub(1)))?;

@@ -338,6 +338,10 @@ impl Transaction {
         protocol: &str,
         headers: &[(String, Vec<u8>)],
     ) -> Option<Intervention> {
+        if self.done[3] {
+            // Once only: the response values must keep their buffers (see `TxState`).
+            return self.rt.intervention.clone();
+        }
         body::response_headers(&mut self.st, status, protocol, headers);
         if let Some(iv) = self.run(3) {
             return Some(iv);

@@ -92,6 +92,11 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
 }
 
 /// Everything variables read. Filled by the engine as phases advance.
+///
+/// Invariant the transformation cache relies on: a buffer that holds a
+/// request or response value is never freed or changed before the
+/// transaction ends; later phases only add values (body arguments, files,
+/// the response). Cached results are keyed by buffer address.
 #[derive(Debug, Default)]
 pub struct TxState {
     // Request line and headers (phase 1).

@@ -95,6 +95,15 @@ impl TCache {
         self.unions.clear();
     }
 
+    /// Start a new phase of the same transaction. Per-value results stay:
+    /// request values keep their buffers until the transaction ends (later
+    /// phases only add data, see `TxState`), so phase 2 reuses what phase 1
+    /// computed for headers, cookies and the query. The phase-wide unions
+    /// are recomputed: a new phase adds values (body arguments, response).
+    pub fn next_phase(&mut self) {
+        self.unions.clear();
+    }
+
     /// Whether `slot` is set in the phase-wide union of group `gid`, once computed.
     pub fn union_bit(&self, gid: u32, slot: u32) -> Option<bool> {
         self.unions
