@@ -333,6 +333,9 @@ impl Engine<'_> {
                         self.stats.prefilter_skips += 1;
                         changed = false;
                     }
+                    if changed && memo && clean.contains(&*v) {
+                        changed = false;
+                    }
                     if changed {
                         any_passed_filter = true;
                         self.stats.operator_calls += 1;
@@ -340,6 +343,9 @@ impl Engine<'_> {
                         if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
                             matched_value = Some(v.to_vec());
                             break;
+                        }
+                        if memo {
+                            clean.insert(v.to_vec());
                         }
                     }
                     let Some((t, _)) = rule.transforms.get(k) else {

@@ -452,9 +452,11 @@ SecRuleRemoveById 2
 fn repeated_values_each_match() {
     let conf = r#"
 SecRule ARGS "@detectSQLi" "id:1,phase:1,pass,log,setvar:tx.n=+1"
+SecRule ARGS "@detectSQLi" "id:2,phase:1,pass,log,t:none,t:urlDecodeUni,multiMatch,setvar:tx.m=+1"
 "#;
     let q = "/?a=1'%20or%20'1'='1&b=shoes&c=1'%20or%20'1'='1&d=shoes&e=x%20y&f=x%20y";
     let (tx, _) = go(conf, q, &[], b"");
     assert_eq!(tx.tx_var("n").as_deref(), Some("2"));
-    assert_eq!(ids(&tx), vec![1]);
+    assert_eq!(tx.tx_var("m").as_deref(), Some("2"));
+    assert_eq!(ids(&tx), vec![1, 2]);
 }
