@@ -2,7 +2,7 @@
 //! `SecDefaultAction` merging, load-time exclusions and updates, and the
 //! final per-phase rule lists.
 
-use crate::actions::{Actions, Disruptive, TStep};
+use crate::actions::{Actions, Ctl, Disruptive, NonDisruptive, TStep};
 use crate::parser::lexer::{self, Directive, Word};
 use crate::parser::{generic, parse_operator};
 use crate::prefilter::Prefilter;
@@ -757,6 +757,7 @@ impl Loader<'_> {
         for p in phases.iter_mut() {
             resolve_skips(p);
         }
+        select_rules_for_patterns(&mut phases);
         Ok(Loaded {
             tx_init,
             phases,
@@ -765,6 +766,59 @@ impl Loader<'_> {
             files_read: self.files_read.into_inner(),
             rule_count,
         })
+    }
+}
+
+/// Number the chain starters, then compute for every `ctl:ruleRemove*ByTag`
+/// and `*ByMsg` pattern the rules it selects (see `RulePattern`).
+fn select_rules_for_patterns(phases: &mut [Vec<Entry>; 5]) {
+    let mut n = 0u32;
+    for e in phases.iter_mut().flatten() {
+        if let Entry::Rule(r) = e {
+            let mut cur: Option<&mut Rule> = Some(r);
+            while let Some(l) = cur {
+                l.idx = n;
+                cur = l.chain.as_deref_mut();
+            }
+            n += 1;
+        }
+    }
+    let starters: Vec<&Rule> = phases
+        .iter()
+        .flatten()
+        .filter_map(|e| match e {
+            Entry::Rule(r) => Some(&**r),
+            Entry::Marker(_) => None,
+        })
+        .collect();
+    let select = |p: &crate::actions::RulePattern, by_msg: bool| {
+        let mut bits = vec![0u64; starters.len().div_ceil(64)];
+        for r in &starters {
+            let hit = if by_msg {
+                !r.msg_text.is_empty() && p.re.is_match(&r.msg_text)
+            } else {
+                r.tag_text.iter().any(|t| p.re.is_match(t))
+            };
+            if hit {
+                bits[r.idx as usize / 64] |= 1 << (r.idx % 64);
+            }
+        }
+        let _ = p.selected.set(bits.into());
+    };
+    for r in &starters {
+        let mut cur: Option<&Rule> = Some(r);
+        while let Some(l) = cur {
+            for a in &l.nd {
+                match a {
+                    NonDisruptive::Ctl(Ctl::RuleRemoveByTag(p))
+                    | NonDisruptive::Ctl(Ctl::RuleRemoveTargetByTag(p, _)) => select(p, false),
+                    NonDisruptive::Ctl(Ctl::RuleRemoveByMsg(p))
+                    | NonDisruptive::Ctl(Ctl::RuleRemoveTargetByMsg(p, _)) => select(p, true),
+                    _ => {}
+                }
+            }
+            cur = l.chain.as_deref();
+        }
     }
 }
 
@@ -941,6 +995,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
                 String::new()
             },
             folded: Default::default(),
+            idx: 0,
         };
         next = Some(Box::new(rule));
     }
@@ -973,5 +1028,6 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         tag_text: Vec::new(),
         msg_text: String::new(),
         folded: Default::default(),
+        idx: 0,
     }
 }

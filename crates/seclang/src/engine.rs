@@ -4,7 +4,9 @@
 //! and log line); non-disruptive actions run once per matched target;
 //! `ctl` changes the rest of the transaction.
 
-use crate::actions::{AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, SetVarOp, TargetName};
+use crate::actions::{
+    AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, RulePattern, SetVarOp, TargetName,
+};
 use crate::fold::Folded;
 use crate::ops::Expander;
 use crate::rules::{Entry, Op, Rule};
@@ -19,6 +21,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) enum RuleSel {
     Ids(Vec<IdRange>),
+    /// Precomputed: a bit per rule index (see `RulePattern`).
+    Set(Arc<[u64]>),
     Tag(regex::Regex),
     Msg(regex::Regex),
 }
@@ -27,6 +31,7 @@ impl RuleSel {
     fn hits(&self, r: &Rule) -> bool {
         match self {
             RuleSel::Ids(ids) => ids.iter().any(|x| x.contains(r.meta.id)),
+            RuleSel::Set(bits) => crate::prefilter::bit(bits, r.idx),
             RuleSel::Tag(re) => r.tag_text.iter().any(|t| re.is_match(t)),
             RuleSel::Msg(re) => !r.msg_text.is_empty() && re.is_match(&r.msg_text),
         }
@@ -144,7 +149,7 @@ impl Engine<'_> {
             if self.rt.removed.iter().any(|s| s.hits(rule)) {
                 continue;
             }
-            if matches!(rule.folded, Folded::Jump) && self.rt.removed_targets.is_empty() {
+            if matches!(rule.folded, Folded::Jump) && !self.targets_removed(rule) {
                 // Decided at load time: the rule matches and only skips.
                 if rule.skip_after.is_some() {
                     i = rule.skip_to;
@@ -182,6 +187,11 @@ impl Engine<'_> {
         None
     }
 
+    /// A runtime `ctl:ruleRemoveTarget*` names this rule.
+    fn targets_removed(&self, r: &Rule) -> bool {
+        self.rt.removed_targets.iter().any(|(s, _)| s.hits(r))
+    }
+
     /// The phase-wide prefilter: computed once per group and phase over every
     /// item the group's skippable rules target (a superset of each rule's items).
     fn union_may_match(&mut self, (gid, slot): (u32, u32)) -> bool {
@@ -217,7 +227,7 @@ impl Engine<'_> {
         loop {
             self.stats.rules_evaluated += 1;
             let hits = match &cur.folded {
-                Folded::Hits(h) if self.rt.removed_targets.is_empty() => h.clone(),
+                Folded::Hits(h) if !self.targets_removed(starter) => h.clone(),
                 _ => self.collect_hits(cur, starter),
             };
             if hits.is_empty() {
@@ -545,20 +555,20 @@ impl Engine<'_> {
         match c {
             Ctl::RuleEngine(m) => self.rt.mode = *m,
             Ctl::RuleRemoveById(ids) => self.rt.removed.push(RuleSel::Ids(ids.clone())),
-            Ctl::RuleRemoveByTag(re) => self.rt.removed.push(RuleSel::Tag(re.clone())),
-            Ctl::RuleRemoveByMsg(re) => self.rt.removed.push(RuleSel::Msg(re.clone())),
+            Ctl::RuleRemoveByTag(p) => self.rt.removed.push(sel(p, RuleSel::Tag)),
+            Ctl::RuleRemoveByMsg(p) => self.rt.removed.push(sel(p, RuleSel::Msg)),
             Ctl::RuleRemoveTargetById(ids, t) => self
                 .rt
                 .removed_targets
                 .push((RuleSel::Ids(ids.clone()), t.clone())),
-            Ctl::RuleRemoveTargetByTag(re, t) => self
+            Ctl::RuleRemoveTargetByTag(p, t) => self
                 .rt
                 .removed_targets
-                .push((RuleSel::Tag(re.clone()), t.clone())),
-            Ctl::RuleRemoveTargetByMsg(re, t) => self
+                .push((sel(p, RuleSel::Tag), t.clone())),
+            Ctl::RuleRemoveTargetByMsg(p, t) => self
                 .rt
                 .removed_targets
-                .push((RuleSel::Msg(re.clone()), t.clone())),
+                .push((sel(p, RuleSel::Msg), t.clone())),
             Ctl::RequestBodyProcessor(p) => {
                 if self.rt.phase <= 1 {
                     self.st.reqbody_processor = Some(p.clone());
@@ -571,6 +581,15 @@ impl Engine<'_> {
             Ctl::ResponseBodyLimit(n) => self.rt.resp_body_limit = *n,
             Ctl::Ignored => {}
         }
+    }
+}
+
+/// The precomputed selection of a tag/msg pattern, or the pattern itself
+/// when the rule set did not compute one.
+fn sel(p: &RulePattern, by: fn(regex::Regex) -> RuleSel) -> RuleSel {
+    match p.selected.get() {
+        Some(bits) => RuleSel::Set(bits.clone()),
+        None => by(p.re.clone()),
     }
 }
 

@@ -87,6 +87,8 @@ pub struct Rule {
     /// Tags as written (ctl:ruleRemoveByTag matches these).
     pub tag_text: Vec<String>,
     pub msg_text: String,
+    /// Index among the rule set's chain starters (runtime rule selections are bit sets over it).
+    pub idx: u32,
     /// Load-time evaluation result (see `fold`).
     pub folded: crate::fold::Folded,
 }

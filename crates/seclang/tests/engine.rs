@@ -460,3 +460,30 @@ SecRule ARGS "@detectSQLi" "id:2,phase:1,pass,log,t:none,t:urlDecodeUni,multiMat
     assert_eq!(tx.tx_var("m").as_deref(), Some("2"));
     assert_eq!(ids(&tx), vec![1, 2]);
 }
+
+/// Runtime removals by tag and msg select rules through sets computed when
+/// the rule set is built; a selected constant rule is evaluated normally.
+#[test]
+fn ctl_removals_by_tag_and_msg() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule REQUEST_URI "@contains drop-xss" "id:2,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=xss-perf;REQUEST_FILENAME"
+SecRule REQUEST_URI "@contains drop-msg" "id:3,phase:1,pass,nolog,ctl:ruleRemoveByMsg=^Bad-thing"
+SecRule REQUEST_URI "@contains drop-gate" "id:4,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=gate;TX:pl"
+SecRule REQUEST_FILENAME|ARGS "@contains <x>" "id:10,phase:2,deny,status:403,log,tag:'xss-perf'"
+SecRule ARGS "@contains bad" "id:11,phase:2,deny,status:406,log,msg:'Bad-thing here'"
+SecRule TX:pl "@lt 2" "id:12,phase:2,pass,nolog,tag:'gate',skipAfter:END"
+SecRule ARGS "@contains pl2" "id:13,phase:2,deny,status:409,log"
+SecMarker END
+"#;
+    let status = |uri: &str| go(conf, uri, &[], b"").1.map(|i| i.status);
+    assert_eq!(status("/a<x>"), Some(403));
+    assert_eq!(status("/drop-xss/a<x>"), None);
+    assert_eq!(status("/drop-xss/?q=<x>"), Some(403));
+    assert_eq!(status("/?q=bad"), Some(406));
+    assert_eq!(status("/drop-msg?q=bad"), None);
+    // The paranoia gate is a load-time jump; with its target removed it no
+    // longer matches, so the rule after it runs.
+    assert_eq!(status("/?q=pl2"), None);
+    assert_eq!(status("/drop-gate?q=pl2"), Some(409));
+}

@@ -1,6 +1,7 @@
 //! `ctl:` runtime configuration changes.
 
 use crate::EngineMode;
+use std::sync::{Arc, OnceLock};
 
 /// An id or an inclusive id range (`SecRuleRemoveById 1-99`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,15 +104,35 @@ impl TargetName {
     }
 }
 
+/// The tag or msg pattern of a runtime `ctl:ruleRemove*ByTag/ByMsg`.
+/// The rules it selects are fixed once the rule set is built, so they are
+/// computed then (a bit per rule index) instead of matching the pattern
+/// against every later rule's tags on every request (CRS 941010 does this
+/// for nearly every request).
+#[derive(Debug, Clone)]
+pub struct RulePattern {
+    pub re: regex::Regex,
+    pub selected: Arc<OnceLock<Arc<[u64]>>>,
+}
+
+impl RulePattern {
+    fn new(re: regex::Regex) -> RulePattern {
+        RulePattern {
+            re,
+            selected: Arc::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Ctl {
     RuleEngine(EngineMode),
     RuleRemoveById(Vec<IdRange>),
-    RuleRemoveByTag(regex::Regex),
-    RuleRemoveByMsg(regex::Regex),
+    RuleRemoveByTag(RulePattern),
+    RuleRemoveByMsg(RulePattern),
     RuleRemoveTargetById(Vec<IdRange>, Vec<TargetName>),
-    RuleRemoveTargetByTag(regex::Regex, Vec<TargetName>),
-    RuleRemoveTargetByMsg(regex::Regex, Vec<TargetName>),
+    RuleRemoveTargetByTag(RulePattern, Vec<TargetName>),
+    RuleRemoveTargetByMsg(RulePattern, Vec<TargetName>),
     RequestBodyProcessor(String),
     RequestBodyAccess(bool),
     ResponseBodyAccess(bool),
@@ -159,8 +180,8 @@ impl Ctl {
         Ok(match name.trim().to_ascii_lowercase().as_str() {
             "ruleengine" => Ctl::RuleEngine(engine_mode(value)?),
             "ruleremovebyid" => Ctl::RuleRemoveById(IdRange::parse_list(value)?),
-            "ruleremovebytag" => Ctl::RuleRemoveByTag(regex_of(value)?),
-            "ruleremovebymsg" => Ctl::RuleRemoveByMsg(regex_of(value)?),
+            "ruleremovebytag" => Ctl::RuleRemoveByTag(RulePattern::new(regex_of(value)?)),
+            "ruleremovebymsg" => Ctl::RuleRemoveByMsg(RulePattern::new(regex_of(value)?)),
             "ruleremovetargetbyid" => {
                 let (ids, t) = value
                     .split_once(';')
@@ -171,13 +192,13 @@ impl Ctl {
                 let (tag, t) = value
                     .split_once(';')
                     .ok_or_else(|| format!("ctl {v:?}: expected tag;target"))?;
-                Ctl::RuleRemoveTargetByTag(regex_of(tag)?, targets(t)?)
+                Ctl::RuleRemoveTargetByTag(RulePattern::new(regex_of(tag)?), targets(t)?)
             }
             "ruleremovetargetbymsg" => {
                 let (m, t) = value
                     .split_once(';')
                     .ok_or_else(|| format!("ctl {v:?}: expected msg;target"))?;
-                Ctl::RuleRemoveTargetByMsg(regex_of(m)?, targets(t)?)
+                Ctl::RuleRemoveTargetByMsg(RulePattern::new(regex_of(m)?), targets(t)?)
             }
             "requestbodyprocessor" => {
                 let p = value.to_ascii_uppercase();

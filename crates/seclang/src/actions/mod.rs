@@ -4,7 +4,7 @@
 mod ctl;
 pub mod setvar;
 
-pub use ctl::{engine_mode as ctl_engine_mode, Ctl, IdRange, TargetName};
+pub use ctl::{engine_mode as ctl_engine_mode, Ctl, IdRange, RulePattern, TargetName};
 pub use setvar::{SetVar, SetVarOp};
 
 use crate::macros::MacroStr;
