@@ -204,7 +204,7 @@ impl Engine<'_> {
         };
         let st: &TxState = self.st;
         let cache: &mut TCache = self.cache;
-        let mut items: Vec<Item<'_>> = Vec::new();
+        let mut items: Vec<Item<'_>> = Vec::with_capacity(item_capacity(st));
         for t in &gf.targets {
             variables::generate(t, st, &mut items);
         }
@@ -287,7 +287,7 @@ impl Engine<'_> {
             }
             Op::Real { op, .. } => op,
         };
-        let mut items: Vec<Item<'_>> = Vec::new();
+        let mut items: Vec<Item<'_>> = Vec::with_capacity(item_capacity(st));
         for t in &rule.targets {
             if t.negated {
                 items.retain(|it| !(it.var == t.var && t.sel.selects(&it.key)));
@@ -582,6 +582,13 @@ impl Engine<'_> {
             Ctl::Ignored => {}
         }
     }
+}
+
+/// Room for the items a typical rule generates (headers, cookies and
+/// arguments, names and values), so the list is allocated once instead of
+/// growing through several reallocations per rule.
+fn item_capacity(st: &TxState) -> usize {
+    (st.req_headers.len() + 2 * (st.cookies.len() + st.args.len()) + 4).min(4096)
 }
 
 /// The precomputed selection of a tag/msg pattern, or the pattern itself
