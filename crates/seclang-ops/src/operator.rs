@@ -85,6 +85,44 @@ fn pm_words(arg: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(words)
 }
 
+#[derive(Clone, Copy)]
+enum CleanKind {
+    Sqli = 0,
+    Xss = 1,
+}
+
+/// Values up to this length are remembered as clean.
+const CLEAN_MAX_LEN: usize = 512;
+/// Entries per check and thread; the set starts over when full.
+const CLEAN_MAX_ENTRIES: usize = 4096;
+
+thread_local! {
+    /// Values libinjection found clean, per check and thread. The answer is
+    /// a function of the bytes alone, and the same values come back on most
+    /// requests (User-Agent, Referer, cookie and JSON field names), where
+    /// libinjection costs microseconds each. Only clean answers are kept,
+    /// keyed by the exact bytes.
+    static CLEAN: std::cell::RefCell<[std::collections::HashSet<Box<[u8]>>; 2]> =
+        std::cell::RefCell::new(Default::default());
+}
+
+fn known_clean(k: CleanKind, v: &[u8]) -> bool {
+    v.len() <= CLEAN_MAX_LEN && CLEAN.with(|c| c.borrow()[k as usize].contains(v))
+}
+
+fn remember_clean(k: CleanKind, v: &[u8]) {
+    if v.len() > CLEAN_MAX_LEN {
+        return;
+    }
+    CLEAN.with(|c| {
+        let set = &mut c.borrow_mut()[k as usize];
+        if set.len() >= CLEAN_MAX_ENTRIES {
+            set.clear();
+        }
+        set.insert(v.into());
+    });
+}
+
 /// A lone word (`shoes`, `SPRING24`) or integer (`48213`). libinjection
 /// reads it as a single bareword, keyword or number token, and its SQLi
 /// blacklist holds no one-token fingerprint but the "evil" token, which a
@@ -402,6 +440,8 @@ impl Operator {
             Kind::Always(b) => *b,
             Kind::Sqli if lone_word_or_number(v) => false,
             Kind::Xss if xss_inert(v) => false,
+            Kind::Sqli if known_clean(CleanKind::Sqli, v) => false,
+            Kind::Xss if known_clean(CleanKind::Xss, v) => false,
             Kind::Sqli => {
                 let r = libinjectionrs::detect_sqli(v);
                 if r.is_injection() {
@@ -411,10 +451,17 @@ impl Operator {
                     }
                     true
                 } else {
+                    remember_clean(CleanKind::Sqli, v);
                     false
                 }
             }
-            Kind::Xss => libinjectionrs::detect_xss(v).is_injection(),
+            Kind::Xss => {
+                let hit = libinjectionrs::detect_xss(v).is_injection();
+                if !hit {
+                    remember_clean(CleanKind::Xss, v);
+                }
+                hit
+            }
             Kind::ByteRange(t) => v.iter().any(|&b| !t[b as usize]),
             Kind::Utf8 => invalid_utf8(v),
             Kind::UrlEnc => invalid_url_encoding(v),

@@ -254,3 +254,28 @@ fn match_all_rx_captures_whole_value() {
         assert_eq!(a.first().map(|c| c.as_slice()), Some(v));
     }
 }
+
+/// Clean answers are remembered per thread; asking again, or asking about
+/// an attack after clean values, gives libinjection's own answers.
+#[test]
+fn libinjection_answers_stable_when_remembered() {
+    let sqli = op("detectSQLi", "");
+    let xss = op("detectXSS", "");
+    let values: [&[u8]; 6] = [
+        b"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0",
+        b"1' or '1'='1",
+        b"<script>alert(1)</script>",
+        b"blue cotton shirt",
+        b"x onerror=alert(1)",
+        b"jane.doe@example.com",
+    ];
+    for round in 0..3 {
+        for v in values {
+            let want_s = libinjectionrs::detect_sqli(v).is_injection();
+            let want_x = libinjectionrs::detect_xss(v).is_injection();
+            assert_eq!(m(&sqli, v), want_s, "round {round} sqli {v:?}");
+            assert_eq!(m(&xss, v), want_x, "round {round} xss {v:?}");
+        }
+    }
+    assert!(m(&sqli, b"1' or '1'='1") && m(&xss, b"<script>alert(1)</script>"));
+}
