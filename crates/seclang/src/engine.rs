@@ -202,9 +202,11 @@ impl Engine<'_> {
         let Some(gf) = rs.groups.get(gid as usize) else {
             return true;
         };
+        let mut items: Vec<Item<'_>> =
+            crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
         let st: &TxState = self.st;
         let cache: &mut TCache = self.cache;
-        let mut items: Vec<Item<'_>> = Vec::with_capacity(item_capacity(st));
+        items.reserve(item_capacity(st));
         for t in &gf.targets {
             variables::generate(t, st, &mut items);
         }
@@ -217,6 +219,7 @@ impl Engine<'_> {
             }
         }
         cache.set_union(gid, &acc);
+        cache.item_buf = crate::tcache::recycle(items);
         crate::prefilter::bit(&acc, slot)
     }
 
@@ -273,6 +276,7 @@ impl Engine<'_> {
 
     /// Evaluate one rule or link against its targets without changing state.
     pub(crate) fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
+        let recycled = std::mem::take(&mut self.cache.item_buf);
         let st: &TxState = self.st;
         let mut hits = Vec::new();
         let op = match &rule.op {
@@ -287,7 +291,8 @@ impl Engine<'_> {
             }
             Op::Real { op, .. } => op,
         };
-        let mut items: Vec<Item<'_>> = Vec::with_capacity(item_capacity(st));
+        let mut items: Vec<Item<'_>> = crate::tcache::recycle(recycled);
+        items.reserve(item_capacity(st));
         for t in &rule.targets {
             if t.negated {
                 items.retain(|it| !(it.var == t.var && t.sel.selects(&it.key)));
@@ -415,6 +420,7 @@ impl Engine<'_> {
         if !any_passed_filter && !items.is_empty() {
             self.stats.rules_prefiltered += 1;
         }
+        self.cache.item_buf = crate::tcache::recycle(items);
         hits
     }
 

@@ -77,6 +77,15 @@ pub struct TCache {
     /// the items the group's skippable rules can target.
     unions: FxHashMap<u32, u32>,
     pub hits: u64,
+    /// The allocation rule item lists reuse (always empty between uses; see `recycle`).
+    pub item_buf: Vec<Item<'static>>,
+}
+
+/// An empty list with the allocation of `v`, for items of another lifetime
+/// (the collect runs in place: same element layout, no element survives).
+pub fn recycle<'b>(mut v: Vec<Item<'_>>) -> Vec<Item<'b>> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 thread_local! {
@@ -196,6 +205,9 @@ impl TCache {
         }
         c.clear();
         c.hits = 0;
+        if c.item_buf.capacity() > 4096 {
+            c.item_buf = Vec::new();
+        }
         POOL.with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < 64 {
@@ -314,4 +326,24 @@ fn apply_all<'v>(mut cur: Val<'v>, transforms: &[(Transform, u32)]) -> Val<'v> {
         }
     }
     cur
+}
+
+#[cfg(test)]
+mod recycle_tests {
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let mut v: Vec<super::Item<'static>> = Vec::with_capacity(64);
+        let ptr = v.as_ptr() as usize;
+        let data = vec![1u8, 2, 3];
+        let mut w: Vec<super::Item<'_>> = super::recycle(std::mem::take(&mut v));
+        w.push(super::Item {
+            var: crate::variables::Var::Args,
+            key: std::borrow::Cow::Borrowed(&data),
+            value: std::borrow::Cow::Borrowed(&data),
+            stable: true,
+        });
+        let back: Vec<super::Item<'static>> = super::recycle(w);
+        assert!(back.is_empty() && back.capacity() >= 64);
+        assert_eq!(back.as_ptr() as usize, ptr);
+    }
 }
