@@ -1,8 +1,9 @@
-//! Transformation cache: within a phase, a request value transformed by a
-//! given chain prefix (`t:utf8toUnicode,t:urlDecodeUni`, ...) is computed
-//! once and shared by every rule using that prefix. Keys are the value's
-//! address and length (values of request data do not move during a phase)
-//! and the interned prefix id.
+//! Transformation cache: within a transaction, a request value transformed
+//! by a given chain prefix (`t:utf8toUnicode,t:urlDecodeUni`, ...) is
+//! computed once and shared by every rule using that prefix, in every
+//! phase. Keys are the value's address and length (a value's buffer lives,
+//! unchanged, until the transaction ends: see `TxState`) and the interned
+//! prefix id.
 
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
