@@ -326,7 +326,8 @@ impl Engine<'_> {
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let mut any_passed_filter = rule.prefilter.is_none();
         let memo = op.costly_pure() && items.len() > 1;
-        let mut clean: crate::fxhash::FxHashSet<Vec<u8>> = Default::default();
+        // Keyed by request data: SipHash with a random key, so crafted values cannot collide.
+        let mut clean: std::collections::HashSet<Vec<u8>> = Default::default();
         for it in &items {
             if !excl.is_empty() {
                 let key = if it.var.is_collection() {

@@ -75,7 +75,8 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
         }));
         return;
     }
-    let mut seen: crate::fxhash::FxHashSet<Arc<[u8]>> = Default::default();
+    // Keyed by request data: SipHash with a random key, so crafted names cannot collide.
+    let mut seen: std::collections::HashSet<Arc<[u8]>> = Default::default();
     let mut intern = |b: Vec<u8>| -> Arc<[u8]> {
         if let Some(a) = seen.get(b.as_slice()) {
             return a.clone();
