@@ -134,7 +134,20 @@ pub fn bit(bits: &[u64], slot: u32) -> bool {
 }
 
 /// Shortest literal a rule may have to join a merged group.
-const MIN_GROUP_LIT: usize = 3;
+const MIN_GROUP_LIT: usize = 2;
+
+/// Literals the merged overlapping scans can afford: two bytes or more, or
+/// a single byte that is rare in benign values (not a letter, digit,
+/// whitespace or common separator), so it does not report a match at most
+/// positions of every value.
+fn groupable_literal(l: &[u8]) -> bool {
+    match l {
+        [b] => {
+            !(b.is_ascii_alphanumeric() || b.is_ascii_whitespace() || b".,/-_:;=&+%".contains(b))
+        }
+        _ => l.len() >= MIN_GROUP_LIT,
+    }
+}
 
 /// A group being collected.
 struct Pending {
@@ -165,7 +178,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 let groupable = rule
                     .prefilter
                     .as_ref()
-                    .is_some_and(|pf| pf.lits.iter().all(|l| l.len() >= MIN_GROUP_LIT));
+                    .is_some_and(|pf| pf.lits.iter().all(|l| groupable_literal(l)));
                 if let (Some(pf), false, true) = (&rule.prefilter, rule.multi_match, groupable) {
                     let chain = rule.transforms.last().map(|t| t.1);
                     let g = by_chain.entry(chain).or_insert_with(|| {
