@@ -136,7 +136,7 @@ pub fn process(
         Some("URLENCODED") => {
             let (args, bad) = urlencoded(body, cfg.arg_separator);
             st.urlencoded_error |= bad;
-            crate::state::push_args(&mut st.args, args, true);
+            st.args_shared |= crate::state::push_args(&mut st.args, args, true);
             st.request_body = Some(body.to_vec());
         }
         Some("MULTIPART") => multipart(st, body),
@@ -161,7 +161,7 @@ fn multipart(st: &mut TxState, body: &[u8]) {
     match crate::bodyproc::multipart(&ct, body) {
         Ok(m) => {
             st.multipart = m.flags;
-            crate::state::push_args(&mut st.args, m.args, true);
+            st.args_shared |= crate::state::push_args(&mut st.args, m.args, true);
             st.files_combined_size = m.files.iter().map(|f| f.size).sum();
             st.files = m.files;
             st.part_headers = m.part_headers;
@@ -174,7 +174,7 @@ fn multipart(st: &mut TxState, body: &[u8]) {
 
 fn json(st: &mut TxState, body: &[u8]) {
     match crate::bodyproc::json(body) {
-        Ok(args) => crate::state::push_args(&mut st.args, args, true),
+        Ok(args) => st.args_shared |= crate::state::push_args(&mut st.args, args, true),
         Err(msg) => error(st, format!("JSON parsing error: {msg}")),
     }
 }

@@ -328,6 +328,12 @@ impl Engine<'_> {
         let memo = op.costly_pure() && items.len() > 1;
         // Keyed by request data: SipHash with a random key, so crafted values cannot collide.
         let mut clean: std::collections::HashSet<Vec<u8>> = Default::default();
+        // Value buffers this rule found no match in: equal argument names and
+        // values share a buffer (see `push_args`), so a JSON array's repeated
+        // names are evaluated once per rule.
+        let dedup = st.args_shared && items.len() > 4;
+        let mut no_match: std::collections::HashSet<(usize, usize), crate::fxhash::FxBuild> =
+            Default::default();
         for it in &items {
             if !excl.is_empty() {
                 let key = if it.var.is_collection() {
@@ -338,6 +344,10 @@ impl Engine<'_> {
                 if excl.iter().any(|x| x.matches(it.var.name(), key)) {
                     continue;
                 }
+            }
+            let buf = (it.value.as_ptr() as usize, it.value.len());
+            if dedup && it.stable && no_match.contains(&buf) {
+                continue;
             }
             let mut matched_value: Option<Vec<u8>> = None;
             if rule.multi_match && !rule.transforms.is_empty() {
@@ -403,6 +413,9 @@ impl Engine<'_> {
                 } else if memo {
                     clean.insert(v.to_vec());
                 }
+            }
+            if matched_value.is_none() && dedup && it.stable {
+                no_match.insert(buf);
             }
             if let Some(value) = matched_value {
                 let name =

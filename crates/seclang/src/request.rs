@@ -85,7 +85,7 @@ pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
     if let Some(q) = &query {
         let (args, err) = crate::body::urlencoded(q, sep);
         st.urlencoded_error |= err;
-        crate::state::push_args(&mut st.args, args, false);
+        st.args_shared |= crate::state::push_args(&mut st.args, args, false);
     }
     st.query = query;
     st.remote_addr = req.client_ip.to_string().into_bytes();

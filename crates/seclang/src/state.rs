@@ -66,19 +66,22 @@ impl MultipartFlags {
 /// Shares equal byte strings among arguments: the transformation and
 /// prefilter caches are keyed by buffer, so JSON arrays, which repeat every
 /// field name, are transformed and scanned once per distinct name or value.
-pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool) {
+/// Returns whether any two arguments now share a buffer.
+pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool) -> bool {
     if pairs.len() < 4 {
         args.extend(pairs.into_iter().map(|(n, v)| Arg {
             name: n.into(),
             value: v.into(),
             post,
         }));
-        return;
+        return false;
     }
     // Keyed by request data: SipHash with a random key, so crafted names cannot collide.
     let mut seen: std::collections::HashSet<Arc<[u8]>> = Default::default();
+    let mut shared = false;
     let mut intern = |b: Vec<u8>| -> Arc<[u8]> {
         if let Some(a) = seen.get(b.as_slice()) {
+            shared = true;
             return a.clone();
         }
         let a: Arc<[u8]> = b.into();
@@ -90,6 +93,7 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
         let value = intern(v);
         args.push(Arg { name, value, post });
     }
+    shared
 }
 
 /// Everything variables read. Filled by the engine as phases advance.
@@ -153,6 +157,8 @@ pub struct TxState {
     pub outbound_data_error: bool,
 
     // Collections.
+    /// Some arguments share a buffer (equal names or values, see `push_args`).
+    pub args_shared: bool,
     pub tx: Collection,
     /// TX:0..n were last set by a capture (TX:n..9 are known to be unset
     /// unless a setvar wrote them; `setvar` on a digit key resets this to 10).

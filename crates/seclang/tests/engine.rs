@@ -487,3 +487,21 @@ SecMarker END
     assert_eq!(status("/?q=pl2"), None);
     assert_eq!(status("/drop-gate?q=pl2"), Some(409));
 }
+
+/// Equal JSON names and values share one buffer and are evaluated once per
+/// rule; every occurrence that matches is still reported.
+#[test]
+fn repeated_json_values_each_match() {
+    let conf = r#"
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "@contains json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule ARGS "@detectSQLi" "id:2,phase:2,pass,log,t:none,t:urlDecodeUni,multiMatch,setvar:tx.s=+1"
+SecRule ARGS "@rx ^evil" "id:3,phase:2,pass,log,setvar:tx.r=+1"
+SecRule ARGS_NAMES "@rx ^items" "id:4,phase:2,pass,log,setvar:tx.n=+1"
+"#;
+    let body = br#"{"items":[{"q":"1' or '1'='1","k":"evil one","x":"plain"},{"q":"1' or '1'='1","k":"evil one","x":"plain"},{"q":"ok","k":"fine","x":"plain"}]}"#;
+    let (tx, _) = go(conf, "/", &[("Content-Type", "application/json")], body);
+    assert_eq!(tx.tx_var("s").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("r").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("n").as_deref(), Some("9"));
+}
