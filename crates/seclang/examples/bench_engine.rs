@@ -187,9 +187,25 @@ fn main() {
             ("Upgrade-Insecure-Requests", "1"),
         ],
     );
+    // ../shared/bench/wrk/get-query.lua: browser headers and its query string.
+    let wrk_query = head(
+        "GET",
+        "/search?q=running+shoes&category=sports&brand=acme&size=42&color=blue&sort=price_asc&page=2&per_page=24&lang=en-US&currency=EUR",
+        &[
+            (
+                "Cookie",
+                "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics",
+            ),
+            ("Sec-Fetch-Dest", "document"),
+            ("Sec-Fetch-Mode", "navigate"),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Upgrade-Insecure-Requests", "1"),
+        ],
+    );
     for (name, req, body) in [
         ("GET / browser", &browser, &b""[..]),
         ("GET 10 params", &get, &b""[..]),
+        ("GET wrk query", &wrk_query, &b""[..]),
         ("POST 2 KiB JSON", &post, json.as_bytes()),
     ] {
         if std::env::var("ONLY").is_ok_and(|o| !name.contains(o.as_str())) {

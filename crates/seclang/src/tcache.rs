@@ -123,13 +123,20 @@ impl TCache {
             .map(|&off| bit(&self.bits[off as usize..], slot))
     }
 
-    /// When `v` is the item's own (untransformed) value: offset in `bits`
-    /// of group `g`'s bits from the merged scan of that value.
+    /// When `v` is the item's own (untransformed) value, or differs from it
+    /// only in ASCII case (`t:lowercase`; the automata match literals
+    /// case-insensitively, so the scans agree): offset in `bits` of group
+    /// `g`'s bits from the merged scan of the item's value.
     fn global_off(&mut self, it: &Item<'_>, g: &GroupFilter, v: &[u8]) -> Option<usize> {
         let gf = g.global.as_ref()?;
-        if !it.stable || v.as_ptr() != it.value.as_ptr() || v.len() != it.value.len() {
+        let original = &*it.value;
+        if !it.stable
+            || v.len() != original.len()
+            || v.as_ptr() != original.as_ptr() && !v.eq_ignore_ascii_case(original)
+        {
             return None;
         }
+        let v = original;
         let ik = (v.as_ptr() as usize, v.len());
         if let Some((k, off)) = self.last {
             if k == ik && off != NO_SCAN {
