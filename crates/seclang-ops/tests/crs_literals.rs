@@ -2,7 +2,9 @@
 //! randomized soundness check (every generated string the regex matches
 //! must contain one of the literals, ASCII case-insensitively).
 
+mod common;
 use aho_corasick::AhoCorasickBuilder;
+use common::Rng;
 use regex_syntax::hir::{Class, Hir, HirKind};
 use seclang_ops::{NoExpand, Operator};
 
@@ -45,23 +47,6 @@ fn crs_patterns() -> Option<Vec<String>> {
         }
     }
     Some(out)
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
 }
 
 /// A random string following the structure of `hir` (look-arounds ignored;

@@ -7,19 +7,8 @@
 use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
 use seclang_ops::{lone_word_or_number, xss_inert};
 
-/// Deterministic xorshift, so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-}
+mod common;
+use common::Rng;
 
 #[test]
 fn lone_words_and_numbers_are_never_sqli() {

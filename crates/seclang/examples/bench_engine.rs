@@ -173,34 +173,22 @@ fn main() {
     );
 
     // The benchmark's browser request (../shared/bench/wrk/browser-headers.lua).
-    let browser = head(
-        "GET",
-        "/",
-        &[
-            (
-                "Cookie",
-                "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics",
-            ),
-            ("Sec-Fetch-Dest", "document"),
-            ("Sec-Fetch-Mode", "navigate"),
-            ("Sec-Fetch-Site", "same-origin"),
-            ("Upgrade-Insecure-Requests", "1"),
-        ],
-    );
+    let browser_extra: &[(&str, &str)] = &[
+        (
+            "Cookie",
+            "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics",
+        ),
+        ("Sec-Fetch-Dest", "document"),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Sec-Fetch-Site", "same-origin"),
+        ("Upgrade-Insecure-Requests", "1"),
+    ];
+    let browser = head("GET", "/", browser_extra);
     // ../shared/bench/wrk/get-query.lua: browser headers and its query string.
     let wrk_query = head(
         "GET",
         "/search?q=running+shoes&category=sports&brand=acme&size=42&color=blue&sort=price_asc&page=2&per_page=24&lang=en-US&currency=EUR",
-        &[
-            (
-                "Cookie",
-                "sid=3f9a1c2e7b5d4a60b8e1; theme=dark; consent=analytics",
-            ),
-            ("Sec-Fetch-Dest", "document"),
-            ("Sec-Fetch-Mode", "navigate"),
-            ("Sec-Fetch-Site", "same-origin"),
-            ("Upgrade-Insecure-Requests", "1"),
-        ],
+        browser_extra,
     );
     for (name, req, body) in [
         ("GET / browser", &browser, &b""[..]),
