@@ -321,7 +321,8 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                         Some(Outcome::Match) => rule.folded = Folded::Jump,
                         _ => {}
                     }
-                } else if rule.chain.is_none() {
+                } else if rule.chain.is_none() && !matches!(rule.op, Op::Always) {
+                    // (A SecAction's match is REQUEST_URI, request data: it stays as it is.)
                     let hits = ev.hits(&rule, phase);
                     if hits.is_empty() {
                         continue;

@@ -505,3 +505,16 @@ SecRule ARGS_NAMES "@rx ^items" "id:4,phase:2,pass,log,setvar:tx.n=+1"
     assert_eq!(tx.tx_var("r").as_deref(), Some("2"));
     assert_eq!(tx.tx_var("n").as_deref(), Some("9"));
 }
+
+/// A SecAction after the folded prefix still sees the request's URI as
+/// MATCHED_VAR (v2 runs it as `SecRule REQUEST_URI "@unconditionalMatch"`).
+#[test]
+fn late_secaction_matches_the_request_uri() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule REQUEST_URI "@contains zz" "id:2,phase:1,pass,nolog,setvar:tx.seen=1"
+SecAction "id:3,phase:2,pass,nolog,setvar:tx.uri=%{MATCHED_VAR}"
+"#;
+    let (tx, _) = go(conf, "/zz/page?x=1", &[], b"");
+    assert_eq!(tx.tx_var("uri").as_deref(), Some("/zz/page?x=1"));
+}
