@@ -476,12 +476,6 @@ impl Operator {
     /// Literals (lower-cased; match them ASCII case-insensitively) of which
     /// at least one occurs in every value the operator can match, or `None`
     /// when no such set is known. Always `None` for negated operators.
-    /// Costly operators whose result depends on the value alone (not on
-    /// macros): worth remembering per distinct value within one rule.
-    pub fn costly_pure(&self) -> bool {
-        matches!(self.kind, Kind::Sqli | Kind::Xss)
-    }
-
     pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         if self.negated {
             return None;

@@ -276,7 +276,6 @@ impl Engine<'_> {
 
     /// Evaluate one rule or link against its targets without changing state.
     pub(crate) fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
-        let recycled = std::mem::take(&mut self.cache.item_buf);
         let st: &TxState = self.st;
         let mut hits = Vec::new();
         let op = match &rule.op {
@@ -291,7 +290,8 @@ impl Engine<'_> {
             }
             Op::Real { op, .. } => op,
         };
-        let mut items: Vec<Item<'_>> = crate::tcache::recycle(recycled);
+        let mut items: Vec<Item<'_>> =
+            crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
         items.reserve(item_capacity(st));
         for t in &rule.targets {
             if t.negated {
@@ -325,9 +325,6 @@ impl Engine<'_> {
         let exp = Expander(st);
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let mut any_passed_filter = rule.prefilter.is_none();
-        let memo = op.costly_pure() && items.len() > 1;
-        // Keyed by request data: SipHash with a random key, so crafted values cannot collide.
-        let mut clean: std::collections::HashSet<Vec<u8>> = Default::default();
         // Value buffers this rule found no match in: equal argument names and
         // values share a buffer (see `push_args`), so a JSON array's repeated
         // names are evaluated once per rule.
@@ -359,9 +356,6 @@ impl Engine<'_> {
                         self.stats.prefilter_skips += 1;
                         changed = false;
                     }
-                    if changed && memo && clean.contains(&*v) {
-                        changed = false;
-                    }
                     if changed {
                         any_passed_filter = true;
                         self.stats.operator_calls += 1;
@@ -369,9 +363,6 @@ impl Engine<'_> {
                         if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
                             matched_value = Some(v.to_vec());
                             break;
-                        }
-                        if memo {
-                            clean.insert(v.to_vec());
                         }
                     }
                     let Some((t, _)) = rule.transforms.get(k) else {
@@ -401,17 +392,10 @@ impl Engine<'_> {
                     }
                     any_passed_filter = true;
                 }
-                // Libinjection on a value this rule already found clean
-                // (repeated JSON names and values) is not run again.
-                if memo && clean.contains(&*v) {
-                    continue;
-                }
                 self.stats.operator_calls += 1;
                 caps.clear();
                 if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
                     matched_value = Some(v.to_vec());
-                } else if memo {
-                    clean.insert(v.to_vec());
                 }
             }
             if matched_value.is_none() && dedup && it.stable {
