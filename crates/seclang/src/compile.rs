@@ -805,19 +805,13 @@ fn select_rules_for_patterns(phases: &mut [Vec<Entry>; 5]) {
         }
         let _ = p.selected.set(bits.into());
     };
-    for r in &starters {
-        let mut cur: Option<&Rule> = Some(r);
-        while let Some(l) = cur {
-            for a in &l.nd {
-                match a {
-                    NonDisruptive::Ctl(Ctl::RuleRemoveByTag(p))
-                    | NonDisruptive::Ctl(Ctl::RuleRemoveTargetByTag(p, _)) => select(p, false),
-                    NonDisruptive::Ctl(Ctl::RuleRemoveByMsg(p))
-                    | NonDisruptive::Ctl(Ctl::RuleRemoveTargetByMsg(p, _)) => select(p, true),
-                    _ => {}
-                }
-            }
-            cur = l.chain.as_deref();
+    for a in starters.iter().flat_map(|r| r.links()).flat_map(|l| &l.nd) {
+        match a {
+            NonDisruptive::Ctl(Ctl::RuleRemoveByTag(p))
+            | NonDisruptive::Ctl(Ctl::RuleRemoveTargetByTag(p, _)) => select(p, false),
+            NonDisruptive::Ctl(Ctl::RuleRemoveByMsg(p))
+            | NonDisruptive::Ctl(Ctl::RuleRemoveTargetByMsg(p, _)) => select(p, true),
+            _ => {}
         }
     }
 }

@@ -62,7 +62,7 @@ impl Taint {
     }
 
     fn add_rule(&mut self, r: &Rule) {
-        for link in links(r) {
+        for link in r.links() {
             if link.capture {
                 self.exact.extend((0..10).map(|i| i.to_string()));
             }
@@ -87,10 +87,6 @@ impl Taint {
     }
 }
 
-fn links(r: &Rule) -> impl Iterator<Item = &Rule> {
-    std::iter::successors(Some(r), |r| r.chain.as_deref())
-}
-
 /// A macro string reads nothing that can change at request time.
 fn macro_constant(m: &MacroStr, taint: &Taint, matched_ok: bool) -> bool {
     m.refs().all(|t| match (t.var, &t.sel) {
@@ -103,7 +99,7 @@ fn macro_constant(m: &MacroStr, taint: &Taint, matched_ok: bool) -> bool {
 
 /// Every link reads only constant TX members (targets and operator argument).
 fn condition_constant(r: &Rule, taint: &Taint) -> bool {
-    links(r).all(|l| {
+    r.links().all(|l| {
         let targets_ok = l.targets.iter().all(|t| match (t.var, &t.sel) {
             (Var::Tx, Selector::Key(k)) => !taint.has(k),
             _ => false,
@@ -121,7 +117,7 @@ fn condition_constant(r: &Rule, taint: &Taint) -> bool {
 /// The rule's actions can be carried out here: setvars of TX computed from
 /// constants only, no ctl or setenv.
 fn effects_constant(r: &Rule, taint: &Taint) -> bool {
-    links(r).all(|l| {
+    r.links().all(|l| {
         // SecAction's MATCHED_VAR is REQUEST_URI, which is request data.
         let matched_ok = !matches!(l.op, Op::Always);
         l.nd.iter().all(|a| match a {
@@ -145,7 +141,7 @@ fn effects_constant(r: &Rule, taint: &Taint) -> bool {
 fn no_effects(r: &Rule) -> bool {
     !r.log
         && matches!(r.disruptive, Disruptive::Pass | Disruptive::Proxy)
-        && links(r).all(|l| {
+        && r.links().all(|l| {
             !l.capture
                 && l.nd
                     .iter()
@@ -158,7 +154,7 @@ fn transparent(r: &Rule) -> bool {
     r.skip == 0
         && r.skip_after.is_none()
         && matches!(r.disruptive, Disruptive::Pass | Disruptive::Proxy)
-        && links(r).all(|l| {
+        && r.links().all(|l| {
             l.nd.iter().all(|a| match a {
                 NonDisruptive::Ctl(c) => matches!(
                     c,

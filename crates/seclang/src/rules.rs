@@ -93,6 +93,13 @@ pub struct Rule {
     pub folded: crate::fold::Folded,
 }
 
+impl Rule {
+    /// The rule and its chain links, in order.
+    pub fn links(&self) -> impl Iterator<Item = &Rule> {
+        std::iter::successors(Some(self), |r| r.chain.as_deref())
+    }
+}
+
 impl std::fmt::Debug for Prefilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Prefilter")
