@@ -306,10 +306,8 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
             prefix = false;
             if condition_constant(&rule, &taint) {
                 if no_effects(&rule) {
-                    let saved = ev.st.tx.clone();
-                    let o = ev.run(&rule, phase);
-                    ev.st.tx = saved;
-                    match o {
+                    // Nothing to undo: the rule writes no TX.
+                    match ev.run(&rule, phase) {
                         Some(Outcome::NoMatch) => continue,
                         Some(Outcome::Match) if rule.skip == 0 && rule.skip_after.is_none() => {
                             continue
