@@ -124,6 +124,7 @@ impl RawRule {
 pub(crate) struct Loaded {
     pub phases: [Vec<Entry>; 5],
     pub groups: Vec<crate::prefilter::GroupFilter>,
+    pub plans: [crate::prefilter::UnionPlan; 5],
     pub cfg: Config,
     pub files_read: Vec<String>,
     pub rule_count: usize,
@@ -758,10 +759,12 @@ impl Loader<'_> {
             resolve_skips(p);
         }
         select_rules_for_patterns(&mut phases);
+        let plans = crate::prefilter::union_plans(&phases, &groups);
         Ok(Loaded {
             tx_init,
             phases,
             groups,
+            plans,
             cfg: self.cfg,
             files_read: self.files_read.into_inner(),
             rule_count,

@@ -198,6 +198,11 @@ impl Engine<'_> {
         if let Some(b) = self.cache.union_bit(gid, slot) {
             return b;
         }
+        if self.compute_unions() {
+            if let Some(b) = self.cache.union_bit(gid, slot) {
+                return b;
+            }
+        }
         let rs: &RuleSet = self.rs;
         let Some(gf) = rs.groups.get(gid as usize) else {
             return true;
@@ -221,6 +226,38 @@ impl Engine<'_> {
         cache.set_union(gid, &acc);
         cache.item_buf = crate::tcache::recycle(items);
         crate::prefilter::bit(&acc, slot)
+    }
+
+    /// Compute every union of the phase's plan in one pass over the targets
+    /// (false when the phase has no plan or it was already computed).
+    fn compute_unions(&mut self) -> bool {
+        let rs: &RuleSet = self.rs;
+        let Some(plan) = rs.plans.get(usize::from(self.rt.phase.saturating_sub(1))) else {
+            return false;
+        };
+        match plan.groups.first() {
+            Some(&(g0, _)) if self.cache.union_bit(g0, 0).is_none() => {}
+            _ => return false,
+        }
+        let mut items: Vec<Item<'_>> =
+            crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
+        let st: &TxState = self.st;
+        let cache: &mut TCache = self.cache;
+        let mut accs = vec![0u64; plan.words];
+        for (t, gids) in &plan.targets {
+            items.clear();
+            variables::generate(t, st, &mut items);
+            for it in &items {
+                cache.union_item(it, gids, &rs.groups, plan, &mut accs);
+            }
+        }
+        for &(gid, off) in &plan.groups {
+            if let Some(g) = rs.groups.get(gid as usize) {
+                cache.set_union(gid, &accs[off..off + g.words()]);
+            }
+        }
+        cache.item_buf = crate::tcache::recycle(items);
+        true
     }
 
     pub(crate) fn run_chain(&mut self, starter: &Rule) -> Outcome {

@@ -186,6 +186,7 @@ impl Evaluator {
         let rs = Arc::new(RuleSet {
             phases: Default::default(),
             groups: Vec::new(),
+            plans: Default::default(),
             cfg: cfg.clone(),
             files_read: Vec::new(),
             rule_count: 0,

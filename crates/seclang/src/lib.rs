@@ -83,6 +83,8 @@ pub struct LoadOptions {
 pub struct RuleSet {
     phases: [Vec<rules::Entry>; 5],
     pub(crate) groups: Vec<prefilter::GroupFilter>,
+    /// Per phase: how the phase-wide prefilter unions are computed.
+    pub(crate) plans: [prefilter::UnionPlan; 5],
     cfg: rules::Config,
     files_read: Vec<String>,
     rule_count: usize,
@@ -102,6 +104,7 @@ impl RuleSet {
         Ok(RuleSet {
             phases: l.phases,
             groups: l.groups,
+            plans: l.plans,
             cfg: l.cfg,
             files_read: l.files_read,
             rule_count: l.rule_count,

@@ -56,6 +56,62 @@ pub struct GroupFilter {
     pub global: Option<Arc<GlobalFilter>>,
     /// First word of this group's bits in the merged scan's output.
     pub gword: usize,
+    /// A bit per function of `transforms` (see `Transform::code`): a value
+    /// every one of them leaves unchanged is its own transformed value.
+    pub chain_mask: u64,
+}
+
+/// The phase-wide unions of one phase, computed in one pass: each distinct
+/// target of the phase's skippable groups is generated once, and each of
+/// its values is looked up once for all the groups that target it.
+#[derive(Default)]
+pub struct UnionPlan {
+    /// Distinct targets, each with the groups whose union includes it.
+    pub targets: Vec<(Target, Vec<u32>)>,
+    /// The phase's groups, with the offset of their words in the accumulator.
+    pub groups: Vec<(u32, usize)>,
+    /// Group id -> offset of its words (`u32::MAX`: not in this phase).
+    pub acc_off: Vec<u32>,
+    pub words: usize,
+    pub global: Option<Arc<GlobalFilter>>,
+}
+
+/// One plan per phase, over the groups its skippable rules belong to.
+pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPlan; 5] {
+    let mut plans: [UnionPlan; 5] = Default::default();
+    for (plan, phase) in plans.iter_mut().zip(phases) {
+        let mut gids: Vec<u32> = phase
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Rule(r) if r.skippable => r.group.map(|g| g.0),
+                _ => None,
+            })
+            .collect();
+        gids.sort_unstable();
+        gids.dedup();
+        plan.acc_off = vec![u32::MAX; groups.len()];
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for gid in gids {
+            let Some(g) = groups.get(gid as usize) else {
+                continue;
+            };
+            plan.acc_off[gid as usize] = plan.words as u32;
+            plan.groups.push((gid, plan.words));
+            plan.words += g.words();
+            if plan.global.is_none() {
+                plan.global = g.global.clone();
+            }
+            for t in &g.targets {
+                let k = format!("{:?}/{:?}", t.var, t.sel);
+                let i = *seen.entry(k).or_insert_with(|| {
+                    plan.targets.push((t.clone(), Vec::new()));
+                    plan.targets.len() - 1
+                });
+                plan.targets[i].1.push(gid);
+            }
+        }
+    }
+    plans
 }
 
 /// The literals of all groups; each group's bits start on a word boundary.
@@ -261,11 +317,15 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 ..
             } = p;
             let ac = build_ac(&lits);
+            let chain_mask = transforms
+                .iter()
+                .fold(0u64, |m, (t, _)| m | 1u64 << (t.code() & 63));
             (
                 gid,
                 GroupFilter {
                     global: ac.as_ref().and(global.clone()),
                     gword,
+                    chain_mask,
                     ac,
                     pat_slot,
                     slots: slots as usize,

@@ -7,7 +7,7 @@
 
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
-use crate::prefilter::{bit, GroupFilter};
+use crate::prefilter::{bit, GlobalFilter, GroupFilter, UnionPlan};
 use crate::variables::Item;
 use std::collections::hash_map::Entry;
 use std::ops::Deref;
@@ -193,6 +193,65 @@ impl TCache {
         for (a, b) in acc.iter_mut().zip(&self.bits[off..]) {
             *a |= b;
         }
+    }
+
+    /// Add one item to the unions of the groups `gids` (their words at
+    /// `plan.acc_off` in `accs`). The value is looked up once; for each
+    /// group whose transformations all leave it unchanged, its bits come
+    /// straight from the value's merged scan.
+    pub fn union_item(
+        &mut self,
+        it: &Item<'_>,
+        gids: &[u32],
+        groups: &[GroupFilter],
+        plan: &UnionPlan,
+        accs: &mut [u64],
+    ) {
+        let mut known = match (&plan.global, it.stable) {
+            (Some(gf), true) => self.merged_scan(it, gf),
+            _ => None,
+        };
+        for &gid in gids {
+            let (Some(g), Some(&off)) = (groups.get(gid as usize), plan.acc_off.get(gid as usize))
+            else {
+                continue;
+            };
+            let acc = &mut accs[off as usize..off as usize + g.words()];
+            if let (Some((goff, same)), true) = (known, g.global.is_some()) {
+                if same & g.chain_mask == g.chain_mask {
+                    let from = goff + g.gword;
+                    for (a, b) in acc.iter_mut().zip(&self.bits[from..from + g.words()]) {
+                        *a |= b;
+                    }
+                    continue;
+                }
+            }
+            let v = self.transformed(it, &g.transforms);
+            self.or_item_bits(it, gid, g, &v, acc);
+            if let Some((goff, _)) = known {
+                // `transformed` learnt which functions leave the value as it is.
+                let ik = (it.value.as_ptr() as usize, it.value.len());
+                known = self.items.get(&ik).map(|r| (goff, r.same));
+            }
+        }
+    }
+
+    /// The offset of the item's merged scan (scanning it now if needed) and
+    /// the functions known to leave it unchanged.
+    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<(usize, u64)> {
+        let v: &[u8] = &it.value;
+        let ik = (v.as_ptr() as usize, v.len());
+        let full = self.items.len() >= MAX_ENTRIES;
+        let rec = match self.items.entry(ik) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(e) if !full => e.insert(ItemRec::default()),
+            Entry::Vacant(_) => return None,
+        };
+        if rec.goff == NO_SCAN {
+            rec.goff = self.bits.len() as u32;
+            gf.scan(v, &mut self.bits);
+        }
+        Some((rec.goff as usize, rec.same))
     }
 
     pub fn set_union(&mut self, gid: u32, acc: &[u64]) {

@@ -518,3 +518,32 @@ SecAction "id:3,phase:2,pass,nolog,setvar:tx.uri=%{MATCHED_VAR}"
     let (tx, _) = go(conf, "/zz/page?x=1", &[], b"");
     assert_eq!(tx.tx_var("uri").as_deref(), Some("/zz/page?x=1"));
 }
+
+/// The phase-wide prefilter unions are computed for all groups in one pass
+/// (a value's merged scan is shared by every chain that leaves it as it is):
+/// a literal that only a transformation reveals, or only another value
+/// holds, must still let the rule run.
+#[test]
+fn shared_union_pass_keeps_rules_that_transformations_reveal() {
+    let conf = r#"
+SecRuleEngine DetectionOnly
+SecRule ARGS|REQUEST_HEADERS "@rx evilword" "id:1,phase:1,t:none,log,pass"
+SecRule ARGS "@rx secretword" "id:2,phase:1,t:none,t:urlDecodeUni,log,pass"
+SecRule ARGS|REQUEST_HEADERS:User-Agent "@rx shoutword" "id:3,phase:1,t:none,t:lowercase,log,pass"
+SecRule ARGS "@rx plainword" "id:4,phase:1,t:none,t:urlDecodeUni,log,pass"
+SecRule ARGS "@rx otherword" "id:5,phase:1,t:none,log,pass"
+"#;
+    // `b` decodes to "secretword" only through urlDecodeUni; "SHOUTWORD"
+    // differs from the literal only in case; "evilword" is in a header.
+    let (tx, _) = go(
+        conf,
+        "/?a=plain&b=%2573ecretword&c=x",
+        &[("User-Agent", "SHOUTWORD"), ("X-Y", "evilword")],
+        b"",
+    );
+    assert_eq!(ids(&tx), vec![1, 2, 3]);
+    let (tx, _) = go(conf, "/?a=plainword&b=otherword", &[], b"");
+    assert_eq!(ids(&tx), vec![4, 5]);
+    let (tx, _) = go(conf, "/?a=nothing", &[("X-Y", "nothing")], b"");
+    assert!(ids(&tx).is_empty());
+}
