@@ -248,7 +248,7 @@ impl Engine<'_> {
             items.clear();
             variables::generate(t, st, &mut items);
             for it in &items {
-                cache.union_item(it, gids, &rs.groups, plan, &mut accs);
+                cache.union_item(it, gids, &rs.groups, plan.global.as_deref(), &mut accs);
             }
         }
         for &(gid, off) in &plan.groups {

@@ -67,13 +67,24 @@ pub struct GroupFilter {
 #[derive(Default)]
 pub struct UnionPlan {
     /// Distinct targets, each with the groups whose union includes it.
-    pub targets: Vec<(Target, Vec<u32>)>,
+    pub targets: Vec<(Target, Vec<PlanGroup>)>,
     /// The phase's groups, with the offset of their words in the accumulator.
     pub groups: Vec<(u32, usize)>,
-    /// Group id -> offset of its words (`u32::MAX`: not in this phase).
-    pub acc_off: Vec<u32>,
     pub words: usize,
     pub global: Option<Arc<GlobalFilter>>,
+}
+
+/// What the union pass needs of a group, kept small for its inner loop.
+#[derive(Clone, Copy)]
+pub struct PlanGroup {
+    pub gid: u32,
+    /// Offset of the group's words in the plan's accumulator.
+    pub acc: u32,
+    pub words: u32,
+    /// First word of the group's bits in a merged scan (`u32::MAX`: the
+    /// group has no part in it).
+    pub gword: u32,
+    pub chain_mask: u64,
 }
 
 /// One plan per phase, over the groups its skippable rules belong to.
@@ -89,13 +100,22 @@ pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPl
             .collect();
         gids.sort_unstable();
         gids.dedup();
-        plan.acc_off = vec![u32::MAX; groups.len()];
         let mut seen: HashMap<String, usize> = HashMap::new();
         for gid in gids {
             let Some(g) = groups.get(gid as usize) else {
                 continue;
             };
-            plan.acc_off[gid as usize] = plan.words as u32;
+            let pg = PlanGroup {
+                gid,
+                acc: plan.words as u32,
+                words: g.words() as u32,
+                gword: if g.global.is_some() {
+                    g.gword as u32
+                } else {
+                    u32::MAX
+                },
+                chain_mask: g.chain_mask,
+            };
             plan.groups.push((gid, plan.words));
             plan.words += g.words();
             if plan.global.is_none() {
@@ -107,7 +127,7 @@ pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPl
                     plan.targets.push((t.clone(), Vec::new()));
                     plan.targets.len() - 1
                 });
-                plan.targets[i].1.push(gid);
+                plan.targets[i].1.push(pg);
             }
         }
     }

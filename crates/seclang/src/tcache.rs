@@ -7,7 +7,7 @@
 
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
-use crate::prefilter::{bit, GlobalFilter, GroupFilter, UnionPlan};
+use crate::prefilter::{bit, GlobalFilter, GroupFilter, PlanGroup};
 use crate::variables::Item;
 use std::collections::hash_map::Entry;
 use std::ops::Deref;
@@ -195,45 +195,75 @@ impl TCache {
         }
     }
 
-    /// Add one item to the unions of the groups `gids` (their words at
-    /// `plan.acc_off` in `accs`). The value is looked up once; for each
-    /// group whose transformations all leave it unchanged, its bits come
-    /// straight from the value's merged scan.
+    /// Add one item to the unions of the groups `pgs` (their words in
+    /// `accs`). The value is looked up once; for each group whose
+    /// transformations all leave it unchanged, its bits come straight from
+    /// the value's merged scan.
     pub fn union_item(
         &mut self,
         it: &Item<'_>,
-        gids: &[u32],
+        pgs: &[PlanGroup],
         groups: &[GroupFilter],
-        plan: &UnionPlan,
+        global: Option<&GlobalFilter>,
         accs: &mut [u64],
     ) {
-        let mut known = match (&plan.global, it.stable) {
+        let mut known = match (global, it.stable) {
             (Some(gf), true) => self.merged_scan(it, gf),
             _ => None,
         };
-        for &gid in gids {
-            let (Some(g), Some(&off)) = (groups.get(gid as usize), plan.acc_off.get(gid as usize))
-            else {
+        for pg in pgs {
+            let (off, words) = (pg.acc as usize, pg.words as usize);
+            let Some(acc) = accs.get_mut(off..off + words) else {
                 continue;
             };
-            let acc = &mut accs[off as usize..off as usize + g.words()];
-            if let (Some((goff, same)), true) = (known, g.global.is_some()) {
-                if same & g.chain_mask == g.chain_mask {
-                    let from = goff + g.gword;
-                    for (a, b) in acc.iter_mut().zip(&self.bits[from..from + g.words()]) {
-                        *a |= b;
+            if let (Some((goff, mut same)), true) = (known, pg.gword != u32::MAX) {
+                if same & pg.chain_mask != pg.chain_mask {
+                    if let Some(g) = groups.get(pg.gid as usize) {
+                        same = self.learn(it, &g.transforms);
                     }
-                    continue;
+                    known = Some((goff, same));
+                }
+                if same & pg.chain_mask == pg.chain_mask {
+                    let from = goff + pg.gword as usize;
+                    if let Some(src) = self.bits.get(from..from + words) {
+                        for (a, b) in acc.iter_mut().zip(src) {
+                            *a |= b;
+                        }
+                        continue;
+                    }
                 }
             }
+            let Some(g) = groups.get(pg.gid as usize) else {
+                continue;
+            };
             let v = self.transformed(it, &g.transforms);
-            self.or_item_bits(it, gid, g, &v, acc);
-            if let Some((goff, _)) = known {
-                // `transformed` learnt which functions leave the value as it is.
-                let ik = (it.value.as_ptr() as usize, it.value.len());
-                known = self.items.get(&ik).map(|r| (goff, r.same));
-            }
+            self.or_item_bits(it, pg.gid, g, &v, acc);
         }
+    }
+
+    /// Try the chain's functions not yet tried on the item's original value,
+    /// up to the first that changes it; returns the functions known to leave
+    /// it unchanged (the value must have a record: see `merged_scan`).
+    fn learn(&mut self, it: &Item<'_>, transforms: &[(Transform, u32)]) -> u64 {
+        let base: &[u8] = &it.value;
+        let Some(rec) = self.items.get_mut(&(base.as_ptr() as usize, base.len())) else {
+            return 0;
+        };
+        for (t, _) in transforms {
+            let b = 1u64 << (t.code() & 63);
+            if rec.same & b != 0 {
+                continue;
+            }
+            if rec.changes & b != 0 {
+                break;
+            }
+            if t.apply(base).is_some() {
+                rec.changes |= b;
+                break;
+            }
+            rec.same |= b;
+        }
+        rec.same
     }
 
     /// The offset of the item's merged scan (scanning it now if needed) and
