@@ -366,8 +366,8 @@ impl Engine<'_> {
         // values share a buffer (see `push_args`), so a JSON array's repeated
         // names are evaluated once per rule.
         let dedup = st.args_shared && items.len() > 4;
-        let mut no_match: std::collections::HashSet<(usize, usize), crate::fxhash::FxBuild> =
-            Default::default();
+        let mut no_match = std::mem::take(&mut self.cache.no_match_buf);
+        no_match.clear();
         for it in &items {
             if !excl.is_empty() {
                 let key = if it.var.is_collection() {
@@ -456,6 +456,7 @@ impl Engine<'_> {
             self.stats.rules_prefiltered += 1;
         }
         self.cache.item_buf = crate::tcache::recycle(items);
+        self.cache.no_match_buf = no_match;
         hits
     }
 

@@ -15,7 +15,15 @@ use std::sync::Arc;
 pub struct Prefilter {
     ac: AhoCorasick,
     lits: Vec<Vec<u8>>,
+    /// The literals' first bytes, both cases: a short value holding none of
+    /// them cannot match (a table walk costs less than an automaton call);
+    /// when every literal is one byte long, one that holds any does.
+    first: [bool; 256],
+    single: bool,
 }
+
+/// Values up to this length are checked against the first-byte table.
+const SHORT_VALUE: usize = 64;
 
 impl Prefilter {
     /// `None` when there is nothing to filter on (no literals, or an empty one).
@@ -28,11 +36,30 @@ impl Prefilter {
             .ascii_case_insensitive(true)
             .build(&lits)
             .ok()?;
-        Some(Prefilter { ac, lits })
+        let mut first = [false; 256];
+        for l in &lits {
+            if let Some(&b) = l.first() {
+                first[usize::from(b.to_ascii_lowercase())] = true;
+                first[usize::from(b.to_ascii_uppercase())] = true;
+            }
+        }
+        let single = lits.iter().all(|l| l.len() == 1);
+        Some(Prefilter {
+            ac,
+            lits,
+            first,
+            single,
+        })
     }
 
     /// False only when the operator cannot match `value`.
     pub fn may_match(&self, value: &[u8]) -> bool {
+        if value.len() <= SHORT_VALUE {
+            let any = value.iter().any(|&b| self.first[usize::from(b)]);
+            if !any || self.single {
+                return any;
+            }
+        }
         self.ac.is_match(value)
     }
 }
@@ -370,6 +397,19 @@ mod tests {
         assert!(!p.may_match(b"shoes"));
         assert!(p.may_match(b"1 UnIoN all"));
         assert!(Prefilter::build(vec![]).is_none());
+        // One-byte literals are answered from the table on short values.
+        let p = Prefilter::build(vec![b"\n".to_vec(), b"e".to_vec()]).unwrap();
+        assert!(p.may_match(b"abE"));
+        assert!(p.may_match(b"x\ny"));
+        assert!(!p.may_match(b"abc"));
+        assert!(p.may_match(&[b"a".repeat(100), b"E".to_vec()].concat()));
+        assert!(!p.may_match(&b"a".repeat(100)));
+        // First bytes present but no literal: the automaton decides.
+        let p = Prefilter::build(vec![b"data:".to_vec(), b"@".to_vec()]).unwrap();
+        assert!(!p.may_match(b"dat"));
+        assert!(p.may_match(b"xDATA:y"));
+        assert!(p.may_match(b"a@b"));
+        assert!(!p.may_match(b"none here"));
         assert!(Prefilter::build(vec![b"".to_vec()]).is_none());
     }
 }

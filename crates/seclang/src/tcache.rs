@@ -80,6 +80,9 @@ pub struct TCache {
     pub hits: u64,
     /// The allocation rule item lists reuse (always empty between uses; see `recycle`).
     pub item_buf: Vec<Item<'static>>,
+    /// The set a rule's evaluation reuses for the value buffers it found
+    /// no match in (cleared before each use; keeps its capacity).
+    pub no_match_buf: std::collections::HashSet<(usize, usize), crate::fxhash::FxBuild>,
 }
 
 /// An empty list with the allocation of `v`, for items of another lifetime
@@ -306,6 +309,9 @@ impl TCache {
         c.hits = 0;
         if c.item_buf.capacity() > 4096 {
             c.item_buf = Vec::new();
+        }
+        if c.no_match_buf.capacity() > 4096 {
+            c.no_match_buf = Default::default();
         }
         POOL.with(|p| {
             let mut p = p.borrow_mut();
