@@ -142,7 +142,7 @@ pub fn process(
         Some("MULTIPART") => multipart(st, body),
         Some("JSON") => {
             if !body.is_empty() {
-                json(st, body)
+                json(st, cfg, body)
             }
         }
         Some("XML") => xml(st, body),
@@ -172,8 +172,8 @@ fn multipart(st: &mut TxState, body: &[u8]) {
     }
 }
 
-fn json(st: &mut TxState, body: &[u8]) {
-    match crate::bodyproc::json(body) {
+fn json(st: &mut TxState, cfg: &Config, body: &[u8]) {
+    match crate::bodyproc::json(body, cfg.json_depth_limit, cfg.args_limit) {
         Ok(args) => st.args_shared |= crate::state::push_args(&mut st.args, args, true),
         Err(msg) => error(st, format!("JSON parsing error: {msg}")),
     }

@@ -3,12 +3,6 @@
 
 use crate::state::{FileEntry, MultipartFlags, Pairs};
 
-/// ModSecurity v2's SecRequestBodyJsonDepthLimit default.
-const JSON_DEPTH_LIMIT: usize = bodyparse::DEFAULT_DEPTH_LIMIT;
-/// ModSecurity v2's SecArgumentsLimit default: a JSON body with more values
-/// is a request body error, as there.
-const ARGUMENTS_LIMIT: usize = 1000;
-
 pub struct Multipart {
     pub args: Pairs,
     pub files: Vec<FileEntry>,
@@ -62,10 +56,12 @@ pub fn multipart(content_type: &[u8], body: &[u8]) -> Result<Multipart, String> 
 /// Flattened `ARGS`, named as ModSecurity v2 names them: `a`, `a.b` for
 /// nested objects, array elements repeat the array's name (`a.a`), a
 /// top-level array is `array.array`.
-pub fn json(body: &[u8]) -> Result<Pairs, String> {
+/// Nesting deeper than `depth_limit` or more than `max_args` values is an
+/// error (SecRequestBodyJsonDepthLimit, SecArgumentsLimit), as in v2.
+pub fn json(body: &[u8], depth_limit: usize, max_args: usize) -> Result<Pairs, String> {
     let cfg = bodyparse::JsonConfig {
-        depth_limit: JSON_DEPTH_LIMIT,
-        max_args: Some(ARGUMENTS_LIMIT),
+        depth_limit,
+        max_args: Some(max_args),
     };
     bodyparse::json::parse_with(body, &cfg).map_err(|e| e.to_string())
 }
@@ -104,6 +100,7 @@ mod tests {
 
     #[test]
     fn json_bridge() {
+        let json = |b: &[u8]| json(b, bodyparse::DEFAULT_DEPTH_LIMIT, 1000);
         let a = json(br#"{"a":{"b":[1,"x"]},"c":null}"#).unwrap();
         assert_eq!(
             a,
@@ -114,7 +111,7 @@ mod tests {
             ]
         );
         assert!(json(b"{").is_err());
-        let many = format!("[{}1]", "1,".repeat(ARGUMENTS_LIMIT));
+        let many = format!("[{}1]", "1,".repeat(1000));
         assert!(json(many.as_bytes()).is_err());
     }
 

@@ -66,8 +66,6 @@ const IGNORED: &[&str] = &[
     "secinterceptonerror",
     "secxmlexternalentity",
     "secrequestbodyinmemorylimit",
-    "secrequestbodyjsondepthlimit",
-    "secargumentslimit",
     "secruleinheritance",
     "seccachetransformations",
     "secchrootdir",
@@ -204,6 +202,7 @@ pub(crate) fn load(
             resp_body_limit_action: LimitAction::ProcessPartial,
             resp_mime: vec!["text/plain".into(), "text/html".into(), "text/xml".into()],
             arg_separator: b'&',
+            ..Config::default()
         },
         defaults: Default::default(),
         entries: Vec::new(),
@@ -363,6 +362,14 @@ impl Loader<'_> {
             }
             "secrequestbodylimit" => {
                 self.cfg.req_body_limit = self.number(d)?;
+                Ok(())
+            }
+            "secargumentslimit" => {
+                self.cfg.args_limit = self.number(d)?;
+                Ok(())
+            }
+            "secrequestbodyjsondepthlimit" => {
+                self.cfg.json_depth_limit = self.number(d)?;
                 Ok(())
             }
             "secrequestbodynofileslimit" => {

@@ -138,6 +138,10 @@ pub struct Config {
     pub resp_body_limit_action: LimitAction,
     pub resp_mime: Vec<String>,
     pub arg_separator: u8,
+    /// SecArgumentsLimit: a JSON body with more values is a request body error.
+    pub args_limit: usize,
+    /// SecRequestBodyJsonDepthLimit: deeper JSON is a request body error.
+    pub json_depth_limit: usize,
 }
 
 impl Default for Config {
@@ -154,6 +158,8 @@ impl Default for Config {
             resp_body_limit_action: LimitAction::Reject,
             resp_mime: vec!["text/plain".into(), "text/html".into()],
             arg_separator: b'&',
+            args_limit: 1000,
+            json_depth_limit: bodyparse::DEFAULT_DEPTH_LIMIT,
         }
     }
 }

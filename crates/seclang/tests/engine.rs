@@ -547,3 +547,43 @@ SecRule ARGS "@rx otherword" "id:5,phase:1,t:none,log,pass"
     let (tx, _) = go(conf, "/?a=nothing", &[("X-Y", "nothing")], b"");
     assert!(ids(&tx).is_empty());
 }
+
+/// SecArgumentsLimit and SecRequestBodyJsonDepthLimit are configurable; a
+/// JSON body beyond either is a request body error (REQBODY_ERROR), as in v2.
+#[test]
+fn json_argument_and_depth_limits_are_configurable() {
+    let conf = |limits: &str| {
+        format!(
+            r#"{limits}
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQBODY_ERROR "!@eq 0" "id:2,phase:2,deny,log"
+SecRule ARGS:a "@rx ." "id:3,phase:2,pass,log"
+"#
+        )
+    };
+    let json = [("Content-Type", "application/json")];
+    // Defaults (1000 values, depth 10000): both bodies parse.
+    let (tx, iv) = go(&conf(""), "/", &json, br#"{"a":1,"b":2,"c":3,"d":4}"#);
+    assert!(iv.is_none());
+    assert_eq!(ids(&tx), vec![3]);
+    // Four values against a limit of three.
+    let limited = conf("SecArgumentsLimit 3");
+    let (tx, iv) = go(&limited, "/", &json, br#"{"a":1,"b":2,"c":3,"d":4}"#);
+    assert_eq!(iv.map(|i| i.rule_id), Some(2));
+    assert_eq!(ids(&tx), vec![2]);
+    let (_, iv) = go(&limited, "/", &json, br#"{"a":1,"b":2,"c":3}"#);
+    assert!(iv.is_none());
+    // Two nested objects against a limit of one (as in v2, the top-level
+    // object does not count).
+    let shallow = conf("SecRequestBodyJsonDepthLimit 1");
+    let (_, iv) = go(&shallow, "/", &json, br#"{"a":{"b":{"c":1}}}"#);
+    assert_eq!(iv.map(|i| i.rule_id), Some(2));
+    let (_, iv) = go(&shallow, "/", &json, br#"{"a":{"b":1}}"#);
+    assert!(iv.is_none());
+    // A limit that is not a number is a load error naming the directive.
+    let e = rules(&[("main.conf", "SecArgumentsLimit many\n")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("SecArgumentsLimit"), "{e}");
+}
