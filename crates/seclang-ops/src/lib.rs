@@ -28,15 +28,16 @@ pub use transform::Transform;
 
 /// Macro expansion (`%{tx.foo}`) in operator arguments, provided by the engine.
 pub trait Expand {
-    /// The result may borrow from the text or from the expander's state.
-    fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, str>;
+    /// The bytes the text stands for (TX values are bytes, as in v2: no
+    /// UTF-8 check); they may borrow from the text or the expander's state.
+    fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, [u8]>;
 }
 
 /// An [`Expand`] that leaves text unchanged.
 pub struct NoExpand;
 
 impl Expand for NoExpand {
-    fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, str> {
-        Cow::Borrowed(text)
+    fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, [u8]> {
+        Cow::Borrowed(text.as_bytes())
     }
 }

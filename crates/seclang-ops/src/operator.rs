@@ -424,10 +424,10 @@ impl Operator {
                 }
                 None => false,
             },
-            Kind::Num(f, a) => f(atoi(v), atoi(exp.expand(a).as_bytes())),
+            Kind::Num(f, a) => f(atoi(v), atoi(&exp.expand(a))),
             Kind::Str(op, a) => {
                 let a = exp.expand(a);
-                let a = a.as_bytes();
+                let a: &[u8] = &a;
                 match op {
                     StrOp::Streq => v == a,
                     StrOp::BeginsWith => v.starts_with(a),
@@ -436,7 +436,7 @@ impl Operator {
                     StrOp::ContainsWord => contains_word(v, a),
                 }
             }
-            Kind::Within(a) => contains(exp.expand(a).as_bytes(), v),
+            Kind::Within(a) => contains(&exp.expand(a), v),
             Kind::Always(b) => *b,
             Kind::Sqli if lone_word_or_number(v) => false,
             Kind::Xss if xss_inert(v) => false,

@@ -100,8 +100,8 @@ fn numeric() {
 
 struct Ex;
 impl Expand for Ex {
-    fn expand<'a>(&'a self, t: &'a str) -> Cow<'a, str> {
-        Cow::Owned(t.replace("%{tx.x}", "abc"))
+    fn expand<'a>(&'a self, t: &'a str) -> Cow<'a, [u8]> {
+        Cow::Owned(t.replace("%{tx.x}", "abc").into_bytes())
     }
 }
 

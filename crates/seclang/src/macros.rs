@@ -133,9 +133,9 @@ fn resolve(name: &str) -> Part {
 }
 
 /// Expand macros in ad-hoc text (operator arguments evaluated by seclang-ops).
-pub fn expand_text<'a>(text: &'a str, st: &'a TxState) -> Cow<'a, str> {
+pub fn expand_text<'a>(text: &'a str, st: &'a TxState) -> Cow<'a, [u8]> {
     if !text.contains("%{") {
-        return Cow::Borrowed(text);
+        return Cow::Borrowed(text.as_bytes());
     }
     // The usual operator argument, `%{tx.name}`: a direct lookup.
     if let Some(key) = text
@@ -143,13 +143,9 @@ pub fn expand_text<'a>(text: &'a str, st: &'a TxState) -> Cow<'a, str> {
         .and_then(|r| r.strip_suffix('}'))
         .filter(|k| !k.is_empty() && !k.contains(['%', '{', '}']))
     {
-        return st
-            .tx
-            .get(key)
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
+        return st.tx.get(key).map(Cow::Borrowed).unwrap_or_default();
     }
-    Cow::Owned(MacroStr::parse(text).expand_string(st))
+    Cow::Owned(MacroStr::parse(text).expand(st).into_owned())
 }
 
 #[cfg(test)]
@@ -180,5 +176,11 @@ mod tests {
         for (src, want) in cases {
             assert_eq!(MacroStr::parse(src).expand_string(&st), want, "{src}");
         }
+        // Operator arguments expand to the stored bytes, UTF-8 or not.
+        st.tx.set("bin", vec![0xff, b'a']);
+        assert_eq!(&*expand_text("%{tx.bin}", &st), &[0xff, b'a'][..]);
+        assert_eq!(&*expand_text("x%{tx.bin}", &st), &[b'x', 0xff, b'a'][..]);
+        assert_eq!(&*expand_text("%{tx.none}", &st), &b""[..]);
+        assert_eq!(&*expand_text("plain", &st), &b"plain"[..]);
     }
 }

@@ -34,7 +34,7 @@ impl Transform {
 pub struct Expander<'a>(pub &'a TxState);
 
 impl Expand for Expander<'_> {
-    fn expand<'t>(&'t self, text: &'t str) -> Cow<'t, str> {
+    fn expand<'t>(&'t self, text: &'t str) -> Cow<'t, [u8]> {
         crate::macros::expand_text(text, self.0)
     }
 }
