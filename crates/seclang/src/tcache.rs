@@ -146,18 +146,9 @@ impl TCache {
                 return Some(off as usize + g.gword);
             }
         }
-        let full = self.items.len() >= MAX_ENTRIES;
-        let rec = match self.items.entry(ik) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(e) if !full => e.insert(ItemRec::default()),
-            Entry::Vacant(_) => return None,
-        };
-        if rec.goff == NO_SCAN {
-            rec.goff = self.bits.len() as u32;
-            gf.scan(v, &mut self.bits);
-        }
-        self.last = Some((ik, rec.goff));
-        Some(rec.goff as usize + g.gword)
+        let (goff, _) = self.merged_scan(it, gf)?;
+        self.last = Some((ik, goff as u32));
+        Some(goff + g.gword)
     }
 
     /// OR the bits of one (transformed) item into `acc`.
