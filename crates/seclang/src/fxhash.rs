@@ -11,10 +11,21 @@ const K: u64 = 0x517c_c1b7_2722_0a95;
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
+        // Whole words as single loads; the tail folded byte by byte (a
+        // variable-length copy would be a memcpy call per key).
+        let mut words = bytes.chunks_exact(8);
+        for c in &mut words {
             let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
+            b.copy_from_slice(c);
             self.write_u64(u64::from_le_bytes(b));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let n = tail
+                .iter()
+                .enumerate()
+                .fold(0u64, |n, (i, &b)| n | u64::from(b) << (8 * i));
+            self.write_u64(n);
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -36,3 +47,30 @@ impl Hasher for FxHasher {
 
 pub type FxBuild = BuildHasherDefault<FxHasher>;
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, Hash};
+
+    fn h(x: &str) -> u64 {
+        FxBuild::default().hash_one(x)
+    }
+
+    #[test]
+    fn tails_and_lengths_hash_apart() {
+        // Every prefix of a key, and keys differing only in their tail.
+        let key = "header_name_920450_user-agent";
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..=key.len() {
+            assert!(seen.insert(h(&key[..i])), "prefix {i}");
+        }
+        assert_ne!(h("abcdefgh1"), h("abcdefgh2"));
+        assert_eq!(h("same"), h("same"));
+        let mut a = FxHasher::default();
+        b"x".hash(&mut a);
+        let mut b = FxHasher::default();
+        b"x\0".hash(&mut b);
+        assert_ne!(a.finish(), b.finish());
+    }
+}
