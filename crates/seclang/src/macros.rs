@@ -77,7 +77,8 @@ impl MacroStr {
         if self.parts.is_empty() {
             return Cow::Borrowed(&[]);
         }
-        let mut out = Vec::new();
+        // Room for the usual key or message without regrowing.
+        let mut out = Vec::with_capacity(64);
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
