@@ -252,8 +252,13 @@ impl Engine<'_> {
             }
         }
         for &(gid, off) in &plan.groups {
-            if let Some(g) = rs.groups.get(gid as usize) {
-                cache.set_union(gid, &accs[off..off + g.words()]);
+            // A union not recorded falls back to the per-group pass (always sound).
+            let acc = rs
+                .groups
+                .get(gid as usize)
+                .and_then(|g| accs.get(off..off + g.words()));
+            if let Some(acc) = acc {
+                cache.set_union(gid, acc);
             }
         }
         cache.item_buf = crate::tcache::recycle(items);
