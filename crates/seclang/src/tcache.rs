@@ -151,6 +151,36 @@ impl TCache {
         Some(goff + g.gword)
     }
 
+    /// Where group `g`'s bits for the item's transformed value `v` are: in
+    /// `bits` (scanned once per value), or, for a value that cannot be
+    /// cached, in a fresh vector.
+    fn item_bits(
+        &mut self,
+        it: &Item<'_>,
+        gid: u32,
+        g: &GroupFilter,
+        v: &[u8],
+    ) -> Result<usize, Vec<u64>> {
+        if let Some(off) = self.global_off(it, g, v) {
+            return Ok(off);
+        }
+        if it.stable {
+            let key = (it.value.as_ptr() as usize, it.value.len(), gid);
+            if let Some(&off) = self.groups.get(&key) {
+                return Ok(off as usize);
+            }
+            if self.groups.len() < MAX_ENTRIES {
+                let off = self.bits.len();
+                g.scan(v, &mut self.bits);
+                self.groups.insert(key, off as u32);
+                return Ok(off);
+            }
+        }
+        let mut tmp = Vec::new();
+        g.scan(v, &mut tmp);
+        Err(tmp)
+    }
+
     /// OR the bits of one (transformed) item into `acc`.
     pub fn or_item_bits(
         &mut self,
@@ -160,31 +190,12 @@ impl TCache {
         v: &[u8],
         acc: &mut [u64],
     ) {
-        if let Some(off) = self.global_off(it, g, v) {
-            for (a, b) in acc.iter_mut().zip(&self.bits[off..off + g.words()]) {
-                *a |= b;
-            }
-            return;
-        }
-        let key = (it.value.as_ptr() as usize, it.value.len(), gid);
-        let off = match (it.stable, self.groups.get(&key)) {
-            (true, Some(&off)) => off as usize,
-            (true, None) if self.groups.len() < MAX_ENTRIES => {
-                let off = self.bits.len();
-                g.scan(v, &mut self.bits);
-                self.groups.insert(key, off as u32);
-                off
-            }
-            _ => {
-                let mut tmp = Vec::new();
-                g.scan(v, &mut tmp);
-                for (a, b) in acc.iter_mut().zip(tmp) {
-                    *a |= b;
-                }
-                return;
-            }
+        let bits = self.item_bits(it, gid, g, v);
+        let src = match &bits {
+            Ok(off) => self.bits.get(*off..*off + g.words()).unwrap_or_default(),
+            Err(tmp) => tmp.as_slice(),
         };
-        for (a, b) in acc.iter_mut().zip(&self.bits[off..]) {
+        for (a, b) in acc.iter_mut().zip(src) {
             *a |= b;
         }
     }
@@ -236,28 +247,23 @@ impl TCache {
     }
 
     /// Try the chain's functions not yet tried on the item's original value,
-    /// up to the first that changes it; returns the functions known to leave
-    /// it unchanged (the value must have a record: see `merged_scan`).
+    /// up to the first that changes it (whose output is kept for
+    /// `transformed`); returns the functions known to leave it unchanged (the
+    /// value must have a record: see `merged_scan`).
     fn learn(&mut self, it: &Item<'_>, transforms: &[(Transform, u32)]) -> u64 {
         let base: &[u8] = &it.value;
-        let Some(rec) = self.items.get_mut(&(base.as_ptr() as usize, base.len())) else {
+        let ik = (base.as_ptr() as usize, base.len());
+        let Some(rec) = self.items.get_mut(&ik) else {
             return 0;
         };
-        for (t, _) in transforms {
-            let b = 1u64 << (t.code() & 63);
-            if rec.same & b != 0 {
-                continue;
+        let (j, first) = unchanged_prefix(rec, base, transforms);
+        let same = rec.same;
+        if let (Some(nv), Some((_, id))) = (first, transforms.get(j)) {
+            if self.map.len() < MAX_ENTRIES {
+                self.map.insert((ik.0, ik.1, *id), Arc::from(nv));
             }
-            if rec.changes & b != 0 {
-                break;
-            }
-            if t.apply(base).is_some() {
-                rec.changes |= b;
-                break;
-            }
-            rec.same |= b;
         }
-        rec.same
+        same
     }
 
     /// The offset of the item's merged scan (scanning it now if needed) and
@@ -321,22 +327,10 @@ impl TCache {
         g: &GroupFilter,
         v: &[u8],
     ) -> bool {
-        if let Some(off) = self.global_off(it, g, v) {
-            return bit(&self.bits[off..], slot);
+        match self.item_bits(it, gid, g, v) {
+            Ok(off) => bit(self.bits.get(off..).unwrap_or_default(), slot),
+            Err(tmp) => bit(&tmp, slot),
         }
-        let key = (it.value.as_ptr() as usize, it.value.len(), gid);
-        if let Some(&off) = self.groups.get(&key) {
-            return bit(&self.bits[off as usize..], slot);
-        }
-        if self.groups.len() >= MAX_ENTRIES {
-            let mut tmp = Vec::new();
-            g.scan(v, &mut tmp);
-            return bit(&tmp, slot);
-        }
-        let off = self.bits.len();
-        g.scan(v, &mut self.bits);
-        self.groups.insert(key, off as u32);
-        bit(&self.bits[off..], slot)
     }
 
     pub fn transformed<'v>(
@@ -359,32 +353,7 @@ impl TCache {
             Entry::Vacant(_) => return apply_all(Val::Borrowed(base), transforms),
         };
         self.last = Some((ik, rec.goff));
-        // While the value is still the original, a transformation's effect
-        // depends on the function alone, not on the prefix before it: the
-        // per-value bit sets answer without a table entry per prefix.
-        let mut j = 0;
-        let mut first = None;
-        while let Some((t, _)) = transforms.get(j) {
-            let b = 1u64 << (t.code() & 63);
-            if rec.same & b != 0 {
-                j += 1;
-                continue;
-            }
-            if rec.changes & b != 0 {
-                break;
-            }
-            match t.apply(base) {
-                None => {
-                    rec.same |= b;
-                    j += 1;
-                }
-                Some(nv) => {
-                    rec.changes |= b;
-                    first = Some(nv);
-                    break;
-                }
-            }
-        }
+        let (j, mut first) = unchanged_prefix(rec, base, transforms);
         if j == transforms.len() {
             self.hits += 1;
             return Val::Borrowed(base);
@@ -413,6 +382,37 @@ impl TCache {
         }
         cur
     }
+}
+
+/// How many of `transforms`, from the first, leave the original value
+/// `base` unchanged, trying those its record does not know yet. While the
+/// value is still the original, a function's effect depends on the function
+/// alone, not on the prefix before it, so per-value bit sets answer without
+/// a table entry per prefix. Also returns the output of the first function
+/// that changes the value when it was computed now (`None` when the record
+/// already knew it changes the value).
+fn unchanged_prefix(
+    rec: &mut ItemRec,
+    base: &[u8],
+    transforms: &[(Transform, u32)],
+) -> (usize, Option<Vec<u8>>) {
+    for (j, (t, _)) in transforms.iter().enumerate() {
+        let b = 1u64 << (t.code() & 63);
+        if rec.same & b != 0 {
+            continue;
+        }
+        if rec.changes & b != 0 {
+            return (j, None);
+        }
+        match t.apply(base) {
+            None => rec.same |= b,
+            Some(nv) => {
+                rec.changes |= b;
+                return (j, Some(nv));
+            }
+        }
+    }
+    (transforms.len(), None)
 }
 
 fn apply_all<'v>(mut cur: Val<'v>, transforms: &[(Transform, u32)]) -> Val<'v> {
