@@ -192,52 +192,27 @@ impl Engine<'_> {
         self.rt.removed_targets.iter().any(|(s, _)| s.hits(r))
     }
 
-    /// The phase-wide prefilter: computed once per group and phase over every
-    /// item the group's skippable rules target (a superset of each rule's items).
+    /// The phase-wide prefilter: whether any item the rule's group can
+    /// target this phase passes the rule's literals (a superset of the
+    /// rule's own items). All of a phase's groups are computed at once, on
+    /// the first ask; a group the plan lacks answers "may match".
     fn union_may_match(&mut self, (gid, slot): (u32, u32)) -> bool {
-        if let Some(b) = self.cache.union_bit(gid, slot) {
-            return b;
+        if self.cache.union_bit(gid, slot).is_none() {
+            self.compute_unions();
         }
-        if self.compute_unions() {
-            if let Some(b) = self.cache.union_bit(gid, slot) {
-                return b;
-            }
-        }
-        let rs: &RuleSet = self.rs;
-        let Some(gf) = rs.groups.get(gid as usize) else {
-            return true;
-        };
-        let mut items: Vec<Item<'_>> =
-            crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
-        let st: &TxState = self.st;
-        let cache: &mut TCache = self.cache;
-        items.reserve(item_capacity(st));
-        for t in &gf.targets {
-            variables::generate(t, st, &mut items);
-        }
-        let mut acc = vec![0u64; gf.words()];
-        for it in &items {
-            let v = cache.transformed(it, &gf.transforms);
-            cache.or_item_bits(it, gid, gf, &v, &mut acc);
-            if acc.iter().all(|w| *w == u64::MAX) {
-                break;
-            }
-        }
-        cache.set_union(gid, &acc);
-        cache.item_buf = crate::tcache::recycle(items);
-        crate::prefilter::bit(&acc, slot)
+        self.cache.union_bit(gid, slot).unwrap_or(true)
     }
 
     /// Compute every union of the phase's plan in one pass over the targets
-    /// (false when the phase has no plan or it was already computed).
-    fn compute_unions(&mut self) -> bool {
+    /// (nothing when the phase has no plan or it was already computed).
+    fn compute_unions(&mut self) {
         let rs: &RuleSet = self.rs;
         let Some(plan) = rs.plans.get(usize::from(self.rt.phase.saturating_sub(1))) else {
-            return false;
+            return;
         };
         match plan.groups.first() {
             Some(&(g0, _)) if self.cache.union_bit(g0, 0).is_none() => {}
-            _ => return false,
+            _ => return,
         }
         let mut items: Vec<Item<'_>> =
             crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
@@ -262,7 +237,6 @@ impl Engine<'_> {
             }
         }
         cache.item_buf = crate::tcache::recycle(items);
-        true
     }
 
     pub(crate) fn run_chain(&mut self, starter: &Rule) -> Outcome {

@@ -114,6 +114,11 @@ pub struct PlanGroup {
     pub chain_mask: u64,
 }
 
+/// Identifies a (non-negated) target, to list each once.
+fn target_key(t: &Target) -> String {
+    format!("{:?}/{:?}", t.var, t.sel)
+}
+
 /// One plan per phase, over the groups its skippable rules belong to.
 pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPlan; 5] {
     let mut plans: [UnionPlan; 5] = Default::default();
@@ -149,7 +154,7 @@ pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPl
                 plan.global = g.global.clone();
             }
             for t in &g.targets {
-                let k = format!("{:?}/{:?}", t.var, t.sel);
+                let k = target_key(t);
                 let i = *seen.entry(k).or_insert_with(|| {
                     plan.targets.push((t.clone(), Vec::new()));
                     plan.targets.len() - 1
@@ -310,7 +315,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                     if starter && stable {
                         rule.skippable = true;
                         for t in rule.targets.iter().filter(|t| !t.negated) {
-                            if g.seen_targets.insert(format!("{:?}/{:?}", t.var, t.sel)) {
+                            if g.seen_targets.insert(target_key(t)) {
                                 g.targets.push(t.clone());
                             }
                         }
@@ -335,21 +340,15 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
         }
         words += (p.slots as usize).div_ceil(64);
     }
-    // A contiguous NFA: a full DFA over every group's literals took ~80 MB
-    // more memory and longer to build, for no measurable scan speed-up.
-    let global = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .ascii_case_insensitive(true)
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(&glits)
-        .ok()
-        .map(|ac| {
-            Arc::new(GlobalFilter {
-                ac,
-                pat_bit: gbits,
-                words,
-            })
-        });
+    // A contiguous NFA too: a full DFA over every group's literals took
+    // ~80 MB more memory and longer to build, for no measurable scan speed-up.
+    let global = build_ac(&glits).map(|ac| {
+        Arc::new(GlobalFilter {
+            ac,
+            pat_bit: gbits,
+            words,
+        })
+    });
     let mut groups: Vec<(u32, GroupFilter)> = pending
         .into_iter()
         .zip(gwords)
