@@ -122,3 +122,36 @@ async fn response_bodies_are_inspected() {
     assert!(!String::from_utf8_lossy(&r.body).contains("SECRET"));
     s.stop();
 }
+
+/// `SecArgumentsLimit` and `SecRequestBodyJsonDepthLimit` from a policy's
+/// rule files reach the engine: a JSON body over either is a request body
+/// error, which the rules turn into a 400.
+#[tokio::test]
+async fn json_body_limits_from_the_rule_files() {
+    let up = upstream().await;
+    let dir = tempdir("waf-limits");
+    std::fs::write(
+        dir.join("rules.conf"),
+        "SecArgumentsLimit 3\nSecRequestBodyJsonDepthLimit 1\n\
+         SecRule REQBODY_ERROR \"!@eq 0\" \"id:1101,phase:2,deny,status:400,log,msg:'body error'\"\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "version: 1\nname: limits\nupstreams:\n  app:\n    targets: [\"{up}\"]\n\
+         routes:\n  - name: default\n    upstream: app\nwaf:\n  enabled: true\n  rules: [rules.conf]\n"
+    );
+    write_policy(&dir, &yaml);
+    let s = serve_dir(&dir).await;
+    let a = s.http.unwrap();
+    let post = |body: &str| {
+        format!(
+            "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    assert_eq!(status(a, &post(r#"{"a":1,"b":2,"c":3}"#)).await, 200);
+    assert_eq!(status(a, &post(r#"{"a":1,"b":2,"c":3,"d":4}"#)).await, 400);
+    assert_eq!(status(a, &post(r#"{"a":{"b":1}}"#)).await, 200);
+    assert_eq!(status(a, &post(r#"{"a":{"b":{"c":1}}}"#)).await, 400);
+    s.stop();
+}
