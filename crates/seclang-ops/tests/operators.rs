@@ -131,6 +131,30 @@ fn contains_word() {
     assert!(!m(&o, b"select1"));
     assert!(!m(&o, b"SELECT"));
     assert!(!m(&o, b"sel"));
+    // Long haystacks take the memmem path, short ones the first-byte scan.
+    let long = [b"selection ".repeat(80), b"x select".to_vec()].concat();
+    assert!(m(&o, &long));
+    assert!(!m(&o, &b"selection ".repeat(80)));
+}
+
+/// Substring search at the edges, with repeated first bytes, on both sides
+/// of the short-haystack threshold.
+#[test]
+fn contains_edges() {
+    for pad in [0usize, 10, 600] {
+        let p = "a".repeat(pad);
+        let c = |needle: &str, hay: &str| m(&op("contains", needle), hay.as_bytes());
+        assert!(c("aab", &format!("{p}aab")), "pad {pad}");
+        assert!(c("aab", &format!("{p}aaab")), "pad {pad}");
+        assert!(!c("aab", &format!("{p}aa")), "pad {pad}");
+        assert!(c("b", &format!("b{p}")), "pad {pad}");
+        assert_eq!(c("ab", &format!("{p}b")), pad > 0, "pad {pad}");
+        let w = |arg: &str, v: &str| m(&op("within", arg), v.as_bytes());
+        assert!(w(&format!("{p}/proxy/ /if/"), "/if/"), "pad {pad}");
+        assert!(!w(&format!("{p}/proxy/ /if/"), "/iff/"), "pad {pad}");
+        // A value longer than the argument is never within it.
+        assert!(!w("/if/", &format!("/if/{p}x")), "pad {pad}");
+    }
 }
 
 #[test]
