@@ -83,6 +83,8 @@ pub struct GroupFilter {
     pub global: Option<Arc<GlobalFilter>>,
     /// First word of this group's bits in the merged scan's output.
     pub gword: usize,
+    /// Distinct per filter built (see [`remembered`]).
+    id: u64,
     /// A bit per function of `transforms` (see `Transform::code`): a value
     /// every one of them leaves unchanged is its own transformed value.
     pub chain_mask: u64,
@@ -171,9 +173,89 @@ pub struct GlobalFilter {
     ac: AhoCorasick,
     pat_bit: Vec<u32>,
     words: usize,
+    /// Distinct per filter ever built in the process: what a thread's
+    /// remembered scans belong to (an address could be reused).
+    id: u64,
+}
+
+/// Values up to this length have their scans remembered per thread.
+/// Header values, cookie and argument names repeat across requests
+/// (browsers, API clients), and scanning a value with every group's
+/// literals is the largest single cost of a benign request; a keyed hash
+/// lookup and a copy of the result cost a fraction of it (and about 2% of
+/// a transaction when every value is new).
+const MEMO_MAX_VALUE: usize = 256;
+/// Remembered scans per thread; when full, the memory starts over.
+const MEMO_MAX_ENTRIES: usize = 4096;
+
+/// Recent scans by one thread, of any filter.
+#[derive(Default)]
+struct ScanMemo {
+    /// (filter id, value) -> offset of the scan's words in `bits`. Values
+    /// are request data, so the map's hasher is keyed per process (no
+    /// crafted collisions).
+    index: HashMap<Box<[u8]>, u32>,
+    bits: Vec<u64>,
+    /// The key being looked up (reused).
+    key: Vec<u8>,
+}
+
+thread_local! {
+    static SCAN_MEMO: std::cell::RefCell<ScanMemo> = std::cell::RefCell::new(ScanMemo::default());
+}
+
+static NEXT_FILTER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_filter_id() -> u64 {
+    NEXT_FILTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `scan(value, out)`, which appends `words` words and is a pure function
+/// of the value and the filter `id`, answered from this thread's memory
+/// of recent scans when it holds them.
+fn remembered(
+    id: u64,
+    words: usize,
+    value: &[u8],
+    out: &mut Vec<u64>,
+    scan: impl Fn(&[u8], &mut Vec<u64>),
+) {
+    if value.len() > MEMO_MAX_VALUE {
+        return scan(value, out);
+    }
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return scan(value, out);
+        };
+        let m = &mut *m;
+        m.key.clear();
+        m.key.extend_from_slice(&id.to_le_bytes());
+        m.key.extend_from_slice(value);
+        if let Some(&off) = m.index.get(m.key.as_slice()) {
+            let off = off as usize;
+            if let Some(bits) = m.bits.get(off..off + words) {
+                out.extend_from_slice(bits);
+                return;
+            }
+        }
+        let base = out.len();
+        scan(value, out);
+        if m.index.len() >= MEMO_MAX_ENTRIES {
+            m.index.clear();
+            m.bits.clear();
+        }
+        let off = m.bits.len() as u32;
+        m.bits.extend_from_slice(&out[base..]);
+        m.index.insert(m.key.as_slice().into(), off);
+    })
 }
 
 impl GlobalFilter {
+    /// [`GlobalFilter::scan`], remembered per thread (see [`remembered`]).
+    pub fn scan_remembered(&self, value: &[u8], out: &mut Vec<u64>) {
+        remembered(self.id, self.words, value, out, |v, o| self.scan(v, o));
+    }
+
     /// Append `words` words: bit `gword * 64 + slot` set when a literal of
     /// that group's rule occurs in `value`.
     pub fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
@@ -200,6 +282,11 @@ impl GroupFilter {
 
     pub fn words(&self) -> usize {
         self.slots.div_ceil(64)
+    }
+
+    /// [`GroupFilter::scan`], remembered per thread (see [`remembered`]).
+    pub fn scan_remembered(&self, value: &[u8], out: &mut Vec<u64>) {
+        remembered(self.id, self.words(), value, out, |v, o| self.scan(v, o));
     }
 
     pub fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
@@ -347,6 +434,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             ac,
             pat_bit: gbits,
             words,
+            id: next_filter_id(),
         })
     });
     let mut groups: Vec<(u32, GroupFilter)> = pending
@@ -369,6 +457,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             (
                 gid,
                 GroupFilter {
+                    id: next_filter_id(),
                     global: ac.as_ref().and(global.clone()),
                     gword,
                     chain_mask,
@@ -388,6 +477,53 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn global(lits: &[&str]) -> GlobalFilter {
+        let lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        GlobalFilter {
+            ac: build_ac(&lits).unwrap(),
+            pat_bit: (0..lits.len() as u32).collect(),
+            words: lits.len().div_ceil(64),
+            id: next_filter_id(),
+        }
+    }
+
+    /// The remembered scan answers as the scan does, per filter: a value
+    /// remembered for one filter is scanned again for another.
+    #[test]
+    fn remembered_scans_match_fresh_ones() {
+        let a = global(&["select", "union", "<script"]);
+        let b = global(&["shoes", "union"]);
+        let values: [&[u8]; 5] = [
+            b"1 UNION select",
+            b"red shoes",
+            b"",
+            b"<script>",
+            b"1 union",
+        ];
+        for round in 0..3 {
+            for f in [&a, &b] {
+                for v in values {
+                    let (mut fresh, mut kept) = (vec![7u64], vec![7u64]);
+                    f.scan(v, &mut fresh);
+                    f.scan_remembered(v, &mut kept);
+                    assert_eq!(fresh, kept, "round {round}, value {v:?}");
+                }
+            }
+        }
+        // Long values are not remembered, and still answer.
+        let long = [b"x".repeat(MEMO_MAX_VALUE), b"union".to_vec()].concat();
+        let mut out = Vec::new();
+        a.scan_remembered(&long, &mut out);
+        assert_eq!(out, vec![0b10]);
+        // A full memory starts over without changing answers.
+        for i in 0..MEMO_MAX_ENTRIES + 10 {
+            let v = format!("v{i} union");
+            let mut out = Vec::new();
+            b.scan_remembered(v.as_bytes(), &mut out);
+            assert_eq!(out, vec![0b10], "{v}");
+        }
+    }
 
     #[test]
     fn filters() {

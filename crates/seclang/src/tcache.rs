@@ -171,13 +171,13 @@ impl TCache {
             }
             if self.groups.len() < MAX_ENTRIES {
                 let off = self.bits.len();
-                g.scan(v, &mut self.bits);
+                g.scan_remembered(v, &mut self.bits);
                 self.groups.insert(key, off as u32);
                 return Ok(off);
             }
         }
         let mut tmp = Vec::new();
-        g.scan(v, &mut tmp);
+        g.scan_remembered(v, &mut tmp);
         Err(tmp)
     }
 
@@ -279,7 +279,7 @@ impl TCache {
         };
         if rec.goff == NO_SCAN {
             rec.goff = self.bits.len() as u32;
-            gf.scan(v, &mut self.bits);
+            gf.scan_remembered(v, &mut self.bits);
         }
         Some((rec.goff as usize, rec.same))
     }
