@@ -81,6 +81,52 @@ fn one(rs: &Arc<RuleSet>, req: &RequestHead, body: &[u8]) -> Transaction {
     tx
 }
 
+/// Request `i` of a run where no value repeats (`VARY=1`, as
+/// bench/wrk/unique.lua does): a new session cookie, User-Agent build,
+/// query values and JSON string values.
+fn varied(req: &RequestHead, body: &[u8], i: usize) -> (RequestHead, Vec<u8>) {
+    let id = format!("{:06x}{i}", i.wrapping_mul(2_654_435_761) & 0xff_ffff);
+    let mut r = req.clone();
+    for (name, v) in &mut r.headers {
+        if name.eq_ignore_ascii_case("cookie") {
+            *v = format!("sid={id}; theme=dark; consent=analytics").into_bytes();
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            *v = String::from_utf8_lossy(v)
+                .replace("128.0", &format!("128.{i}"))
+                .into_bytes();
+        }
+    }
+    if !r.query.is_empty() {
+        r.query = r
+            .query
+            .split('&')
+            .map(|kv| format!("{kv}{id}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        r.uri_raw = format!("{}?{}", r.path, r.query);
+    }
+    let mut out = Vec::with_capacity(body.len() * 2);
+    let mut rest = body;
+    while let Some(p) = rest.windows(3).position(|w| w == b"\":\"") {
+        let (head, tail) = rest.split_at(p + 3);
+        out.extend_from_slice(head);
+        let end = tail.iter().position(|&b| b == b'"').unwrap_or(tail.len());
+        out.extend_from_slice(&tail[..end]);
+        out.extend_from_slice(id.as_bytes());
+        rest = &tail[end..];
+    }
+    out.extend_from_slice(rest);
+    if !body.is_empty() {
+        let len = out.len().to_string().into_bytes();
+        for (name, v) in &mut r.headers {
+            if name.eq_ignore_ascii_case("content-length") {
+                *v = len.clone();
+            }
+        }
+    }
+    (r, out)
+}
+
 /// This thread's CPU time in ns (Linux schedstat; robust to other load on
 /// the machine, unlike wall time). 0 where unavailable.
 fn cpu_ns() -> u64 {
@@ -212,10 +258,19 @@ fn main() {
         }
         #[cfg(feature = "rule-profile")]
         seclang::profile::take();
+        let vary = std::env::var("VARY").is_ok();
+        let reqs: Vec<(RequestHead, Vec<u8>)> = if vary {
+            (0..n).map(|i| varied(req, body, i)).collect()
+        } else {
+            Vec::new()
+        };
         let t = Instant::now();
         let c = cpu_ns();
-        for _ in 0..n {
-            one(&rs, req, body);
+        for i in 0..n {
+            match reqs.get(i) {
+                Some((r, b)) => one(&rs, r, b),
+                None => one(&rs, req, body),
+            };
         }
         let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
         let cpu_us = (cpu_ns() - c) as f64 / 1e3 / n as f64;
