@@ -9,7 +9,6 @@ use crate::rules::{Entry, Rule};
 use crate::variables::{phase_stable, Target};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::HashMap;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 pub struct Prefilter {
@@ -75,8 +74,6 @@ pub struct GroupFilter {
     slots: usize,
     /// The group's transformation chain (shared by all its rules).
     pub transforms: Vec<(Transform, u32)>,
-    /// Union of the targets of the group's skippable rules (phase-wide scan).
-    pub targets: Vec<Target>,
     /// Every group's literals in one automaton: a value no transformation
     /// changed is scanned once for all groups. `None` when this group has
     /// no automaton of its own or the merged one could not be built.
@@ -121,21 +118,29 @@ fn target_key(t: &Target) -> String {
     format!("{:?}/{:?}", t.var, t.sel)
 }
 
-/// One plan per phase, over the groups its skippable rules belong to.
+/// One plan per phase, over the groups its skippable rules belong to. A
+/// group's union in a phase covers the targets of its rules in that phase
+/// only: a response-phase rule's union is not made of request values, and
+/// the pass does not generate them.
 pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPlan; 5] {
     let mut plans: [UnionPlan; 5] = Default::default();
     for (plan, phase) in plans.iter_mut().zip(phases) {
-        let mut gids: Vec<u32> = phase
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Rule(r) if r.skippable => r.group.map(|g| g.0),
-                _ => None,
-            })
-            .collect();
-        gids.sort_unstable();
-        gids.dedup();
+        // gid -> the distinct targets of its skippable rules in this phase.
+        let mut by_gid: std::collections::BTreeMap<u32, Vec<&Target>> = Default::default();
+        for e in phase {
+            let Entry::Rule(r) = e else { continue };
+            let (true, Some((gid, _))) = (r.skippable, r.group) else {
+                continue;
+            };
+            let ts = by_gid.entry(gid).or_default();
+            for t in r.targets.iter().filter(|t| !t.negated) {
+                if !ts.iter().any(|u| target_key(u) == target_key(t)) {
+                    ts.push(t);
+                }
+            }
+        }
         let mut seen: HashMap<String, usize> = HashMap::new();
-        for gid in gids {
+        for (gid, targets) in by_gid {
             let Some(g) = groups.get(gid as usize) else {
                 continue;
             };
@@ -155,7 +160,7 @@ pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPl
             if plan.global.is_none() {
                 plan.global = g.global.clone();
             }
-            for t in &g.targets {
+            for t in targets {
                 let k = target_key(t);
                 let i = *seen.entry(k).or_insert_with(|| {
                     plan.targets.push((t.clone(), Vec::new()));
@@ -378,8 +383,6 @@ struct Pending {
     pat_slot: Vec<u32>,
     slots: u32,
     transforms: Vec<(Transform, u32)>,
-    targets: Vec<Target>,
-    seen_targets: HashSet<String>,
 }
 
 /// Assign every prefiltered rule (and chain link) to the group of its
@@ -411,8 +414,6 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                             pat_slot: Vec::new(),
                             slots: 0,
                             transforms: rule.transforms.clone(),
-                            targets: Vec::new(),
-                            seen_targets: HashSet::new(),
                         }
                     });
                     let slot = g.slots;
@@ -426,14 +427,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                         .targets
                         .iter()
                         .all(|t| t.negated || !t.count && phase_stable(t.var));
-                    if starter && stable {
-                        rule.skippable = true;
-                        for t in rule.targets.iter().filter(|t| !t.negated) {
-                            if g.seen_targets.insert(target_key(t)) {
-                                g.targets.push(t.clone());
-                            }
-                        }
-                    }
+                    rule.skippable = starter && stable;
                 }
                 starter = false;
                 cur = rule.chain.as_deref_mut();
@@ -474,7 +468,6 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 pat_slot,
                 slots,
                 transforms,
-                targets,
                 ..
             } = p;
             let ac = build_ac(&lits);
@@ -492,7 +485,6 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                     pat_slot,
                     slots: slots as usize,
                     transforms,
-                    targets,
                 },
             )
         })

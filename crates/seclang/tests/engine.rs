@@ -548,6 +548,25 @@ SecRule ARGS "@rx otherword" "id:5,phase:1,t:none,log,pass"
     assert!(ids(&tx).is_empty());
 }
 
+/// A group's phase-wide union covers its rules' targets in that phase only:
+/// a value that only a rule of another phase can see does not keep a rule
+/// of this phase from being skipped, and the answers stay the same.
+#[test]
+fn phase_unions_cover_only_that_phases_targets() {
+    let conf = r#"
+SecRuleEngine DetectionOnly
+SecRule REQUEST_HEADERS:X-A "@rx alphaword" "id:1,phase:1,t:none,log,pass"
+SecRule ARGS "@rx betaword" "id:2,phase:2,t:none,log,pass"
+"#;
+    // "betaword" is only in the header, which rule 2 does not look at:
+    // neither rule is evaluated.
+    let (tx, _) = go(conf, "/?a=nothing", &[("X-A", "betaword")], b"");
+    assert!(ids(&tx).is_empty());
+    assert_eq!(tx.stats().rules_evaluated, 0, "{:?}", tx.stats());
+    let (tx, _) = go(conf, "/?a=betaword", &[("X-A", "alphaword")], b"");
+    assert_eq!(ids(&tx), vec![1, 2]);
+}
+
 /// SecArgumentsLimit and SecRequestBodyJsonDepthLimit are configurable; a
 /// JSON body beyond either is a request body error (REQBODY_ERROR), as in v2.
 #[test]
