@@ -227,7 +227,7 @@ impl Engine<'_> {
             }
         }
         for &(gid, off) in &plan.groups {
-            // A union not recorded falls back to the per-group pass (always sound).
+            // A group whose union is not recorded answers "may match" (always sound).
             let acc = rs
                 .groups
                 .get(gid as usize)

@@ -127,6 +127,7 @@ pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPl
     for (plan, phase) in plans.iter_mut().zip(phases) {
         // gid -> the distinct targets of its skippable rules in this phase.
         let mut by_gid: std::collections::BTreeMap<u32, Vec<&Target>> = Default::default();
+        let mut listed: std::collections::HashSet<(u32, String)> = Default::default();
         for e in phase {
             let Entry::Rule(r) = e else { continue };
             let (true, Some((gid, _))) = (r.skippable, r.group) else {
@@ -134,7 +135,7 @@ pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPl
             };
             let ts = by_gid.entry(gid).or_default();
             for t in r.targets.iter().filter(|t| !t.negated) {
-                if !ts.iter().any(|u| target_key(u) == target_key(t)) {
+                if listed.insert((gid, target_key(t))) {
                     ts.push(t);
                 }
             }
@@ -240,13 +241,11 @@ fn remembered(
             return scan(value, out);
         };
         let m = &mut *m;
-        m.key.clear();
-        m.key.extend_from_slice(&id.to_le_bytes());
-        m.key.extend_from_slice(value);
         let h = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut f = crate::fxhash::FxBuild::default().build_hasher();
-            f.write(&m.key);
+            use std::hash::Hasher;
+            let mut f = crate::fxhash::FxHasher::default();
+            f.write_u64(id);
+            f.write(value);
             f.finish()
         };
         if m.seen.is_empty() {
@@ -257,6 +256,10 @@ fn remembered(
             m.seen[slot] = tag;
             return scan(value, out);
         }
+        // Seen before: the map's key is built only now.
+        m.key.clear();
+        m.key.extend_from_slice(&id.to_le_bytes());
+        m.key.extend_from_slice(value);
         let base = out.len();
         if let Some(&(off, n)) = m.index.get(m.key.as_slice()) {
             if let Some(pairs) = m.words.get(off as usize..(off + n) as usize) {
