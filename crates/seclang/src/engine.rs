@@ -393,6 +393,14 @@ impl Engine<'_> {
                     }
                 }
             } else {
+                if let Some(g) = rule.group.filter(|_| rule.prefilter.is_some()) {
+                    let known = self.rs.groups.get(g.0 as usize);
+                    if known.and_then(|gf| self.cache.recorded_bit(it, g, gf)) == Some(false) {
+                        // Ruled out by a recorded scan, before transforming.
+                        self.stats.prefilter_skips += 1;
+                        continue;
+                    }
+                }
                 let v = self.cache.transformed(it, &rule.transforms);
                 if let Some(pf) = &rule.prefilter {
                     let may = match (rule.group, it.stable) {

@@ -162,6 +162,12 @@ impl TCache {
         v: &[u8],
     ) -> Result<usize, Vec<u64>> {
         if let Some(off) = self.global_off(it, g, v) {
+            if it.stable && v.as_ptr() != it.value.as_ptr() && self.groups.len() < MAX_ENTRIES {
+                // Case-only difference: recorded so `recorded_bit` finds it
+                // without transforming the value again.
+                let key = (it.value.as_ptr() as usize, it.value.len(), gid);
+                self.groups.insert(key, off as u32);
+            }
             return Ok(off);
         }
         if it.stable {
@@ -316,6 +322,32 @@ impl TCache {
                 p.push(c);
             }
         });
+    }
+
+    /// Rule `slot`'s prefilter bit for the item's transformed value, when a
+    /// scan already recorded the group's bits for it (the union pass does,
+    /// for every stable item a skippable rule of the group targets): no
+    /// lookup or application of the transformation chain. `None`: not known.
+    pub fn recorded_bit(
+        &self,
+        it: &Item<'_>,
+        (gid, slot): (u32, u32),
+        g: &GroupFilter,
+    ) -> Option<bool> {
+        if !it.stable {
+            return None;
+        }
+        let ik = (it.value.as_ptr() as usize, it.value.len());
+        if g.global.is_some() {
+            if let Some(rec) = self.items.get(&ik) {
+                if rec.goff != NO_SCAN && rec.same & g.chain_mask == g.chain_mask {
+                    let off = rec.goff as usize + g.gword;
+                    return Some(bit(self.bits.get(off..).unwrap_or_default(), slot));
+                }
+            }
+        }
+        let off = *self.groups.get(&(ik.0, ik.1, gid))? as usize;
+        Some(bit(self.bits.get(off..).unwrap_or_default(), slot))
     }
 
     /// Whether rule `slot` of group `gid` may match the item's value once
