@@ -18,8 +18,10 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
         Var::ArgsGetNames => (true, |post| !post),
         _ => (true, |post| post),
     };
+    // Most targets take every argument: no per-argument selector call.
+    let all = matches!(t.sel, super::Selector::All);
     for a in st.args.iter().filter(|a| filter(a.post)) {
-        if t.sel.selects(&a.name) {
+        if all || t.sel.selects(&a.name) {
             out.push(Item {
                 var: t.var,
                 key: Cow::Borrowed(&a.name),

@@ -306,6 +306,7 @@ pub fn escape_name(b: &[u8], out: &mut String) {
 
 impl Selector {
     /// Whether a member key is selected.
+    #[inline]
     pub fn selects(&self, key: &[u8]) -> bool {
         match self {
             Selector::All => true,
@@ -458,9 +459,10 @@ pub(crate) fn pairs<'a, K: AsRef<[u8]> + 'a, V: AsRef<[u8]> + 'a>(
     names: bool,
     out: &mut Vec<Item<'a>>,
 ) {
+    let all = matches!(sel, Selector::All);
     for (k, v) in list {
         let k = k.as_ref();
-        if sel.selects(k) {
+        if all || sel.selects(k) {
             out.push(Item {
                 var,
                 key: Cow::Borrowed(k),
