@@ -245,9 +245,14 @@ impl Engine<'_> {
         let mut logged = false;
         loop {
             self.stats.rules_evaluated += 1;
-            let hits = match &cur.folded {
-                Folded::Hits(h) if !self.targets_removed(starter) => h.clone(),
-                _ => self.collect_hits(cur, starter),
+            // Folded hits are used in place: no copy of the load-time list.
+            let collected;
+            let hits: &[Hit] = match &cur.folded {
+                Folded::Hits(h) if !self.targets_removed(starter) => h,
+                _ => {
+                    collected = self.collect_hits(cur, starter);
+                    &collected
+                }
             };
             if hits.is_empty() {
                 return Outcome::NoMatch;
@@ -257,8 +262,8 @@ impl Engine<'_> {
                 if cur.capture && !h.caps.is_empty() {
                     // TX:0-9 hold this match's groups; slots it has no group for are cleared.
                     let n = h.caps.len().min(10);
-                    for (i, c) in h.caps.into_iter().enumerate().take(10) {
-                        self.st.tx.set(CAPTURE_KEYS[i], c);
+                    for (i, c) in h.caps.iter().enumerate().take(10) {
+                        self.st.tx.set(CAPTURE_KEYS[i], c.clone());
                     }
                     // Only slots an earlier capture filled can need clearing.
                     let filled = self.st.captures_set.max(n);
@@ -267,9 +272,12 @@ impl Engine<'_> {
                     }
                     self.st.captures_set = n;
                 }
-                self.st.matched_var_name = h.name.clone();
-                self.st.matched_var = h.value.clone();
-                self.st.matched_vars.push((h.name, h.value));
+                // Into the buffers of the previous match (no allocation).
+                self.st.matched_var_name.clear();
+                self.st.matched_var_name.push_str(&h.name);
+                self.st.matched_var.clear();
+                self.st.matched_var.extend_from_slice(&h.value);
+                self.st.matched_vars.push(&h.name, &h.value);
                 for a in &cur.nd {
                     self.non_disruptive(a);
                 }

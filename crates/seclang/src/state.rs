@@ -175,7 +175,7 @@ pub struct TxState {
     // Matched variables of the rule being run.
     pub matched_var: Vec<u8>,
     pub matched_var_name: String,
-    pub matched_vars: Vec<(String, Vec<u8>)>,
+    pub matched_vars: MatchedVars,
     pub highest_severity: u8,
 
     pub started: Option<Instant>,
@@ -226,5 +226,39 @@ impl TxState {
             v.push(("logdata", r.raw.clone().into_bytes()));
         }
         v
+    }
+}
+
+/// MATCHED_VARS of the rule being run. Cleared after every rule, so the
+/// entries keep their buffers for the next rule's matches instead of being
+/// freed and allocated again.
+#[derive(Debug, Default, Clone)]
+pub struct MatchedVars {
+    list: Vec<(String, Vec<u8>)>,
+    len: usize,
+}
+
+impl MatchedVars {
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        match self.list.get_mut(self.len) {
+            Some((n, v)) => {
+                n.clear();
+                n.push_str(name);
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            None => self.list.push((name.to_string(), value.to_vec())),
+        }
+        self.len += 1;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.list[..self.len]
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 }

@@ -123,6 +123,25 @@ SecRule ARGS "@rx ^x" "id:10,phase:1,pass,log,msg:'m %{MATCHED_VAR_NAME}',logdat
 }
 
 #[test]
+fn matched_vars_hold_only_the_current_rules_matches() {
+    // Rule 20 matches three arguments, rule 21 one: its chain must see
+    // exactly one MATCHED_VARS entry, with rule 21's value, not a left-over
+    // of rule 20's longer list.
+    let conf = r#"
+SecRule ARGS "@rx ." "id:20,phase:1,pass,nolog"
+SecRule ARGS:b "@rx ." "id:21,phase:1,pass,log,chain"
+    SecRule &MATCHED_VARS "@eq 1" "chain"
+    SecRule MATCHED_VARS "@streq bbb" "setvar:tx.only=%{MATCHED_VAR}"
+SecRule ARGS:c "@rx ." "id:22,phase:1,pass,log,chain"
+    SecRule MATCHED_VARS "@streq aaaa" "setvar:tx.stale=1"
+"#;
+    let (tx, _) = go(conf, "/?a=aaaa&b=bbb&c=cc", &[], b"");
+    assert_eq!(ids(&tx), vec![21]);
+    assert_eq!(tx.tx_var("only").as_deref(), Some("bbb"));
+    assert_eq!(tx.tx_var("stale"), None);
+}
+
+#[test]
 fn skip_after_and_markers() {
     let conf = r#"
 SecAction "id:1,phase:1,pass,nolog,skipAfter:END"

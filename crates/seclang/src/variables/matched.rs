@@ -10,7 +10,7 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
         Var::MatchedVarName => scalar(t.var, st.matched_var_name.as_bytes(), out),
         _ => {
             let names = t.var == Var::MatchedVarsNames;
-            for (n, v) in &st.matched_vars {
+            for (n, v) in st.matched_vars.iter() {
                 if t.sel.selects(n.as_bytes()) {
                     out.push(Item {
                         var: t.var,
