@@ -3,7 +3,9 @@
 //! transaction only (`initcol` starts them empty): Palisade has no shared
 //! collection store, which CRS v4 does not need.
 
-use crate::fxhash::FxHashMap;
+use crate::fxhash::FxHasher;
+use hashbrown::HashTable;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 #[derive(Debug, Default, Clone)]
@@ -16,10 +18,66 @@ pub struct Collection {
     /// the base entry it replaces)`. A replaced base entry keeps its place
     /// in the order, as an update in place does.
     items: Vec<(String, Vec<u8>, Option<usize>)>,
-    /// Lower-cased key -> index in `items`.
-    index: FxHashMap<String, usize>,
+    /// Indexes in `items`, by the hash of the lower-cased key. A key is
+    /// hashed once per access, case-insensitively without a lower-cased
+    /// copy, and the same hash probes the base; a keyed map would hash it
+    /// again there and keep a second copy of every key.
+    index: HashTable<usize>,
     /// Indexes of base entries removed in this layer (few: a Vec).
     removed: Vec<usize>,
+}
+
+/// A key as given, with the hash of its lower-cased form.
+struct Key<'k> {
+    key: &'k [u8],
+    hash: u64,
+}
+
+impl Key<'_> {
+    fn new(key: &str) -> Key<'_> {
+        Key {
+            key: key.as_bytes(),
+            hash: ci_hash(key.as_bytes()),
+        }
+    }
+
+    /// Whether a stored (lower-case) key is this one.
+    fn is(&self, stored: &str) -> bool {
+        stored.as_bytes().eq_ignore_ascii_case(self.key)
+    }
+}
+
+/// ASCII upper-case letters of a word of bytes lower-cased, 8 at a time.
+fn lower_word(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    // High bit of each byte set when the byte is >= 'A', and when >= '['.
+    let ge_a = low7 + 0x3f3f_3f3f_3f3f_3f3f;
+    let ge_z1 = low7 + 0x2525_2525_2525_2525;
+    let upper = ge_a & !ge_z1 & !w & HIGH;
+    w | upper >> 2
+}
+
+/// The hash of a key lower-cased, without lower-casing it into a buffer
+/// (word-wise, as `FxHasher` hashes).
+fn ci_hash(b: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    let mut words = b.chunks_exact(8);
+    for c in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h.write_u64(lower_word(u64::from_le_bytes(w)));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let n = tail
+            .iter()
+            .enumerate()
+            .fold(0u64, |n, (i, &b)| n | u64::from(b) << (8 * i));
+        h.write_u64(lower_word(n));
+    }
+    h.write_u64(b.len() as u64);
+    h.finish()
 }
 
 impl Collection {
@@ -31,32 +89,30 @@ impl Collection {
         }
     }
 
-    /// Index in `items` of `key` (any case).
-    fn own(&self, key: &str) -> Option<usize> {
-        match self.index.get(key) {
-            Some(&i) => Some(i),
-            None if key.bytes().any(|b| b.is_ascii_uppercase()) => {
-                self.index.get(&key.to_ascii_lowercase()).copied()
-            }
-            None => None,
-        }
+    /// Index in `items` of the key.
+    fn own(&self, k: &Key<'_>) -> Option<usize> {
+        let items = &self.items;
+        self.index
+            .find(k.hash, |&i| items.get(i).is_some_and(|e| k.is(&e.0)))
+            .copied()
     }
 
-    /// Index of the live base entry for `key`.
-    fn in_base(&self, key: &str) -> Option<usize> {
-        let i = self.base.as_ref()?.own(key)?;
+    /// Index of the live base entry for the key.
+    fn in_base(&self, k: &Key<'_>) -> Option<usize> {
+        let i = self.base.as_ref()?.own(k)?;
         (!self.removed.contains(&i)).then_some(i)
     }
 
     /// The stored key and value for `key` (any case).
     pub fn get_entry(&self, key: &str) -> Option<(&str, &[u8])> {
-        if let Some(i) = self.own(key) {
+        let k = Key::new(key);
+        if let Some(i) = self.own(&k) {
             return self
                 .items
                 .get(i)
                 .map(|(k, v, _)| (k.as_str(), v.as_slice()));
         }
-        let i = self.in_base(key)?;
+        let i = self.in_base(&k)?;
         let (k, v, _) = self.base.as_ref()?.items.get(i)?;
         Some((k.as_str(), v.as_slice()))
     }
@@ -66,23 +122,38 @@ impl Collection {
     }
 
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        if let Some(i) = self.own(key) {
+        let k = Key::new(key);
+        if let Some(i) = self.own(&k) {
             if let Some(slot) = self.items.get_mut(i) {
                 slot.1 = value;
                 return;
             }
         }
+        let replaces = self.in_base(&k);
         let lk = key.to_ascii_lowercase();
-        let replaces = self.in_base(&lk);
-        self.index.insert(lk.clone(), self.items.len());
+        let i = self.items.len();
+        let items = &self.items;
+        self.index.insert_unique(k.hash, i, |&j| {
+            items
+                .get(j)
+                .map(|e| ci_hash(e.0.as_bytes()))
+                .unwrap_or_default()
+        });
         self.items.push((lk, value, replaces));
     }
 
     pub fn remove(&mut self, key: &str) {
-        if let Some(i) = self.own(key) {
-            let (k, _, replaced) = self.items.remove(i);
-            self.index.remove(&k);
-            for v in self.index.values_mut() {
+        let k = Key::new(key);
+        if let Some(i) = self.own(&k) {
+            let items = &self.items;
+            if let Ok(e) = self
+                .index
+                .find_entry(k.hash, |&j| items.get(j).is_some_and(|e| k.is(&e.0)))
+            {
+                e.remove();
+            }
+            let (_, _, replaced) = self.items.remove(i);
+            for v in self.index.iter_mut() {
                 if *v > i {
                     *v -= 1;
                 }
@@ -90,7 +161,7 @@ impl Collection {
             if let Some(b) = replaced {
                 self.removed.push(b);
             }
-        } else if let Some(b) = self.in_base(key) {
+        } else if let Some(b) = self.in_base(&k) {
             self.removed.push(b);
         }
     }
@@ -148,6 +219,27 @@ mod tests {
         c.set("baz", b"4".to_vec());
         let keys: Vec<&str> = c.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["bar", "baz"]);
+    }
+
+    #[test]
+    fn word_lowering_matches_ascii_lowercase() {
+        for b in 0..=255u8 {
+            for lane in 0..8 {
+                let mut w = *b"Az[@`{\xff\x80";
+                w[lane] = b;
+                let want = u64::from_le_bytes(w.map(|c| c.to_ascii_lowercase()));
+                assert_eq!(
+                    lower_word(u64::from_le_bytes(w)),
+                    want,
+                    "byte {b:#x} lane {lane}"
+                );
+            }
+        }
+        assert_eq!(
+            ci_hash(b"Header_Name_920450_X"),
+            ci_hash(b"header_name_920450_x")
+        );
+        assert_ne!(ci_hash(b"ab"), ci_hash(b"ab\0"));
     }
 
     #[test]
