@@ -550,7 +550,8 @@ impl Engine<'_> {
     fn non_disruptive(&mut self, a: &NonDisruptive) {
         match a {
             NonDisruptive::SetVar(sv) => {
-                let key = sv.key.expand_string(self.st);
+                // Most keys are literal: borrowed, not copied per match.
+                let key = sv.key.expand_str(self.st);
                 if sv.coll == Var::Tx && key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
                     self.st.captures_set = 10;
                 }

@@ -105,10 +105,17 @@ impl MacroStr {
     }
 
     pub fn expand_string(&self, st: &TxState) -> String {
+        self.expand_str(st).into_owned()
+    }
+
+    /// As text (invalid UTF-8 replaced); a string without macros is borrowed.
+    pub fn expand_str<'s>(&'s self, st: &TxState) -> Cow<'s, str> {
         match self.expand(st) {
-            Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
-            Cow::Owned(v) => String::from_utf8(v)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Cow::Borrowed(b) => String::from_utf8_lossy(b),
+            Cow::Owned(v) => Cow::Owned(
+                String::from_utf8(v)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
         }
     }
 }
