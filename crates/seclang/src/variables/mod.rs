@@ -191,13 +191,55 @@ pub enum Selector {
     XPath(String),
 }
 
-/// A regex key selector. CRS mostly writes anchored literal prefixes
-/// (`TX:/^header_name_920450_/`), tested without the regex engine.
+/// A regex key selector. CRS mostly writes literal prefixes and
+/// substrings (`TX:/^header_name_920450_/`, `TX:/paramcounter_.*/`,
+/// `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/`), tested without the regex
+/// engine.
 #[derive(Debug, Clone)]
 pub struct KeyRegex {
     re: regex::bytes::Regex,
-    /// `^literal`: the literal, compared case-insensitively.
-    prefix: Option<Vec<u8>>,
+    literal: KeyLiteral,
+}
+
+/// What a selector regex reduces to, compared case-insensitively.
+#[derive(Debug, Clone)]
+enum KeyLiteral {
+    /// `^lit`: the key starts with it.
+    Prefix(Vec<u8>),
+    /// `lit`, `lit.*`, `litx*`: the key contains it (what follows can
+    /// match empty, so it does not change whether an unanchored search
+    /// finds a match).
+    Contains(Vec<u8>),
+    /// Anything else: the regex engine.
+    None,
+}
+
+impl KeyLiteral {
+    fn of(re: &str) -> KeyLiteral {
+        let word =
+            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let (anchored, body) = match re.strip_prefix('^') {
+            Some(b) => (true, b),
+            None => (false, re),
+        };
+        // A trailing `.*`, or one word character made optional with `*`.
+        let body = match body.strip_suffix(".*") {
+            Some(b) => b,
+            None => match body.strip_suffix('*') {
+                Some(b) if b.len() > 1 && word(&b[b.len() - 1..]) => &b[..b.len() - 1],
+                _ => body,
+            },
+        };
+        if !word(body) {
+            return KeyLiteral::None;
+        }
+        let lit = body.as_bytes().to_vec();
+        if anchored {
+            KeyLiteral::Prefix(lit)
+        } else {
+            KeyLiteral::Contains(lit)
+        }
+    }
 }
 
 impl KeyRegex {
@@ -206,11 +248,12 @@ impl KeyRegex {
     }
 
     pub fn is_match(&self, key: &[u8]) -> bool {
-        match &self.prefix {
-            Some(p) => key
+        match &self.literal {
+            KeyLiteral::Prefix(p) => key
                 .get(..p.len())
                 .is_some_and(|k| k.eq_ignore_ascii_case(p)),
-            None => self.re.is_match(key),
+            KeyLiteral::Contains(l) => key.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)),
+            KeyLiteral::None => self.re.is_match(key),
         }
     }
 }
@@ -240,18 +283,13 @@ pub fn parse_target(name: &str, param: Option<&str>) -> Result<Target, String> {
         Some(p) if var == Var::Xml => Selector::XPath(p.to_string()),
         Some(p) if p.len() > 2 && p.starts_with('/') && p.ends_with('/') => {
             let re = p.get(1..p.len() - 1).unwrap_or("");
-            let prefix = re
-                .strip_prefix('^')
-                .filter(|l| {
-                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                })
-                .map(|l| l.as_bytes().to_vec());
+            let literal = KeyLiteral::of(re);
             let re = regex::bytes::RegexBuilder::new(re)
                 .case_insensitive(true)
                 .dot_matches_new_line(true)
                 .build()
                 .map_err(|e| format!("bad regex selector {p:?}: {e}"))?;
-            Selector::Regex(KeyRegex { re, prefix })
+            Selector::Regex(KeyRegex { re, literal })
         }
         Some(p) => Selector::Key(p.to_ascii_lowercase()),
     };
@@ -476,6 +514,44 @@ pub(crate) fn pairs<'a, K: AsRef<[u8]> + 'a, V: AsRef<[u8]> + 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_key_selectors_agree_with_the_regex() {
+        let keys = [
+            "header_name_920450_host",
+            "HEADER_NAME_920450_",
+            "x_header_name_920450_",
+            "multipart_headers_content_types_0",
+            "MULTIPART_HEADERS_CONTENT_TYPES",
+            "a_multipart_headers_content_type",
+            "paramcounter_args:a",
+            "param",
+            "",
+        ];
+        let pats = [
+            ("^header_name_920450_", true),
+            ("MULTIPART_HEADERS_CONTENT_TYPES_*", true),
+            ("paramcounter_.*", true),
+            ("^param.*", true),
+            ("content_types$", false),
+            ("a\\_*", false),
+            ("^(?:x|h)eader", false),
+        ];
+        for (pat, literal) in pats {
+            let t = parse_target("TX", Some(&format!("/{pat}/"))).expect("target");
+            let Selector::Regex(kr) = &t.sel else {
+                panic!("{pat}: not a regex selector");
+            };
+            assert_eq!(!matches!(kr.literal, KeyLiteral::None), literal, "{pat}");
+            for k in keys {
+                assert_eq!(
+                    kr.is_match(k.as_bytes()),
+                    kr.re.is_match(k.as_bytes()),
+                    "{pat} on {k:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip() {
