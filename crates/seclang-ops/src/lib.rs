@@ -31,6 +31,14 @@ pub trait Expand {
     /// The bytes the text stands for (TX values are bytes, as in v2: no
     /// UTF-8 check); they may borrow from the text or the expander's state.
     fn expand<'a>(&'a self, text: &'a str) -> Cow<'a, [u8]>;
+
+    /// The value of `TX:key` (empty when unset), for an argument that is a
+    /// lone `%{tx.key}`; `None` when this expander does not look TX up
+    /// directly, and `expand` is used.
+    fn tx_var<'a>(&'a self, key: &str) -> Option<Cow<'a, [u8]>> {
+        let _ = key;
+        None
+    }
 }
 
 /// An [`Expand`] that leaves text unchanged.

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 enum Kind {
     Rx(regex::bytes::Regex, String),
     Pm(AhoCorasick, Vec<Vec<u8>>),
-    Num(fn(i64, i64) -> bool, String),
-    Str(StrOp, String),
-    Within(String),
+    Num(fn(i64, i64) -> bool, Arg),
+    Str(StrOp, Arg),
+    Within(Arg),
     Always(bool),
     Sqli,
     Xss,
@@ -27,6 +27,45 @@ enum StrOp {
     EndsWith,
     Contains,
     ContainsWord,
+}
+
+/// An operator argument that may hold macros, classified once at load
+/// time: most have none, and most that do are a lone `%{tx.name}`.
+struct Arg {
+    text: String,
+    /// The whole argument is `%{tx.<this>}`.
+    tx_key: Option<String>,
+    has_macro: bool,
+}
+
+impl Arg {
+    fn new(text: &str) -> Arg {
+        let tx_key = text
+            .strip_prefix("%{")
+            .and_then(|r| r.strip_suffix('}'))
+            .and_then(|r| {
+                r.get(..3)
+                    .filter(|p| p.eq_ignore_ascii_case("tx."))
+                    .map(|_| &r[3..])
+            })
+            .filter(|k| !k.is_empty() && !k.contains(['%', '{', '}']))
+            .map(str::to_string);
+        Arg {
+            text: text.to_string(),
+            tx_key,
+            has_macro: text.contains("%{"),
+        }
+    }
+
+    fn value<'a>(&'a self, exp: &'a dyn Expand) -> std::borrow::Cow<'a, [u8]> {
+        if !self.has_macro {
+            return std::borrow::Cow::Borrowed(self.text.as_bytes());
+        }
+        if let Some(v) = self.tx_key.as_deref().and_then(|k| exp.tx_var(k)) {
+            return v;
+        }
+        exp.expand(&self.text)
+    }
 }
 
 /// A compiled operator (`@rx`, `@pm`, ...), possibly negated.
@@ -346,17 +385,17 @@ impl Operator {
             "rx" => Kind::Rx(compile_rx(arg)?, arg.to_string()),
             "pm" => pm(pm_words(arg)?)?,
             "pmfromfile" | "pmf" => pm(read_lines(arg, read_file)?)?,
-            "eq" => Kind::Num(|a, b| a == b, arg.into()),
-            "ge" => Kind::Num(|a, b| a >= b, arg.into()),
-            "gt" => Kind::Num(|a, b| a > b, arg.into()),
-            "le" => Kind::Num(|a, b| a <= b, arg.into()),
-            "lt" => Kind::Num(|a, b| a < b, arg.into()),
-            "streq" => Kind::Str(StrOp::Streq, arg.into()),
-            "beginswith" => Kind::Str(StrOp::BeginsWith, arg.into()),
-            "endswith" => Kind::Str(StrOp::EndsWith, arg.into()),
-            "contains" => Kind::Str(StrOp::Contains, arg.into()),
-            "containsword" => Kind::Str(StrOp::ContainsWord, arg.into()),
-            "within" => Kind::Within(arg.into()),
+            "eq" => Kind::Num(|a, b| a == b, Arg::new(arg)),
+            "ge" => Kind::Num(|a, b| a >= b, Arg::new(arg)),
+            "gt" => Kind::Num(|a, b| a > b, Arg::new(arg)),
+            "le" => Kind::Num(|a, b| a <= b, Arg::new(arg)),
+            "lt" => Kind::Num(|a, b| a < b, Arg::new(arg)),
+            "streq" => Kind::Str(StrOp::Streq, Arg::new(arg)),
+            "beginswith" => Kind::Str(StrOp::BeginsWith, Arg::new(arg)),
+            "endswith" => Kind::Str(StrOp::EndsWith, Arg::new(arg)),
+            "contains" => Kind::Str(StrOp::Contains, Arg::new(arg)),
+            "containsword" => Kind::Str(StrOp::ContainsWord, Arg::new(arg)),
+            "within" => Kind::Within(Arg::new(arg)),
             "unconditionalmatch" => Kind::Always(true),
             "nomatch" => Kind::Always(false),
             // Real-time block lists need DNS at request time; documented
@@ -424,9 +463,9 @@ impl Operator {
                 }
                 None => false,
             },
-            Kind::Num(f, a) => f(atoi(v), atoi(&exp.expand(a))),
+            Kind::Num(f, a) => f(atoi(v), atoi(&a.value(exp))),
             Kind::Str(op, a) => {
-                let a = exp.expand(a);
+                let a = a.value(exp);
                 let a: &[u8] = &a;
                 match op {
                     StrOp::Streq => v == a,
@@ -436,7 +475,7 @@ impl Operator {
                     StrOp::ContainsWord => contains_word(v, a),
                 }
             }
-            Kind::Within(a) => contains(&exp.expand(a), v),
+            Kind::Within(a) => contains(&a.value(exp), v),
             Kind::Always(b) => *b,
             Kind::Sqli if lone_word_or_number(v) => false,
             Kind::Xss if xss_inert(v) => false,
@@ -491,8 +530,8 @@ impl Operator {
                 w.dedup();
                 Some(w)
             }
-            Kind::Str(_, a) if !a.is_empty() && !a.contains("%{") => {
-                Some(vec![a.as_bytes().to_ascii_lowercase()])
+            Kind::Str(_, a) if !a.text.is_empty() && !a.has_macro => {
+                Some(vec![a.text.as_bytes().to_ascii_lowercase()])
             }
             _ => None,
         }

@@ -119,6 +119,30 @@ fn strings() {
     assert!(op("within", "x %{tx.x} y").eval(b"abc", &Ex, None));
 }
 
+/// Looks TX up directly: `%{tx.x}` is "direct", any other text is expanded.
+struct Direct;
+impl Expand for Direct {
+    fn expand<'a>(&'a self, t: &'a str) -> Cow<'a, [u8]> {
+        Cow::Owned(t.replace("%{tx.x}", "expanded").into_bytes())
+    }
+    fn tx_var<'a>(&'a self, key: &str) -> Option<Cow<'a, [u8]>> {
+        Some(Cow::Borrowed(if key == "x" { b"direct" } else { b"" }))
+    }
+}
+
+#[test]
+fn lone_tx_arguments_are_looked_up_directly() {
+    assert!(op("streq", "%{tx.x}").eval(b"direct", &Direct, None));
+    assert!(op("streq", "%{TX.x}").eval(b"direct", &Direct, None));
+    assert!(op("within", "%{tx.x}").eval(b"rec", &Direct, None));
+    assert!(op("eq", "%{tx.unset}").eval(b"0", &Direct, None));
+    // Not a lone TX macro: expanded as text.
+    assert!(op("streq", "%{tx.x}!").eval(b"expanded!", &Direct, None));
+    assert!(op("streq", "%{matched_var}").eval(b"%{matched_var}", &Direct, None));
+    // No macro: the text itself, the expander is not asked.
+    assert!(op("streq", "tx.x").eval(b"tx.x", &Direct, None));
+}
+
 #[test]
 fn contains_word() {
     let o = op("containsWord", "select");

@@ -37,6 +37,10 @@ impl Expand for Expander<'_> {
     fn expand<'t>(&'t self, text: &'t str) -> Cow<'t, [u8]> {
         crate::macros::expand_text(text, self.0)
     }
+
+    fn tx_var<'a>(&'a self, key: &str) -> Option<Cow<'a, [u8]>> {
+        Some(self.0.tx.get(key).map(Cow::Borrowed).unwrap_or_default())
+    }
 }
 
 /// Compile an operator; `read_file` resolves `@pmFromFile`/`@ipMatchFromFile` data files.
