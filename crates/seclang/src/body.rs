@@ -168,7 +168,10 @@ fn multipart(st: &mut TxState, body: &[u8]) {
             st.multipart_filename = m.last_filename;
             st.multipart_name = m.last_name;
         }
-        Err(msg) => error(st, format!("Multipart parsing error: {msg}")),
+        Err((msg, flags)) => {
+            st.multipart = flags;
+            error(st, format!("Multipart parsing error: {msg}"));
+        }
     }
 }
 

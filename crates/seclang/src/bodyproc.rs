@@ -33,9 +33,12 @@ fn flags(f: &bodyparse::MultipartFlags) -> MultipartFlags {
 
 /// `multipart/form-data` with the boundary of `content_type` (the raw
 /// Content-Type header value). Form fields become `args`, file parts
-/// `files`; on error the message is ModSecurity's ("Multipart: ...").
-pub fn multipart(content_type: &[u8], body: &[u8]) -> Result<Multipart, String> {
-    let m = bodyparse::parse_multipart(content_type, body).map_err(|e| e.message)?;
+/// `files`; on error the message is ModSecurity's ("Multipart: ...") with
+/// the flags raised before the parser stopped (v2 keeps them too, so the
+/// MULTIPART_* variables still tell what was wrong).
+pub fn multipart(content_type: &[u8], body: &[u8]) -> Result<Multipart, (String, MultipartFlags)> {
+    let m =
+        bodyparse::parse_multipart(content_type, body).map_err(|e| (e.message, flags(&e.flags)))?;
     Ok(Multipart {
         args: m.args().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
         files: m
@@ -96,6 +99,13 @@ mod tests {
         let lf = b"--b\nContent-Disposition: form-data; name=a\n\n1\n--b--\n";
         let m = multipart(b"multipart/form-data; boundary=b", lf).unwrap();
         assert!(m.flags.lf_line && m.flags.strict_error(false));
+        // A parse that fails keeps the flags raised before it stopped.
+        let cut = b"--b\nContent-Disposition: form-data; name=a\n\n1\n";
+        let (msg, flags) = multipart(b"multipart/form-data; boundary=b", cut)
+            .err()
+            .expect("no final boundary");
+        assert!(msg.contains("Final boundary missing"), "{msg}");
+        assert!(flags.lf_line);
     }
 
     #[test]

@@ -142,6 +142,27 @@ SecRule ARGS:c "@rx ." "id:22,phase:1,pass,log,chain"
 }
 
 #[test]
+fn multipart_flags_survive_a_failed_parse() {
+    // The body uses bare LF line endings and lacks its final boundary: the
+    // parse fails, and MULTIPART_LF_LINE still says what the parser saw.
+    let conf = r#"
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "^multipart/form-data" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=MULTIPART"
+SecRule MULTIPART_LF_LINE "@eq 1" "id:2,phase:2,pass,log"
+SecRule REQBODY_ERROR "@eq 1" "id:3,phase:2,pass,log"
+SecRule MULTIPART_STRICT_ERROR "@eq 1" "id:4,phase:2,pass,log"
+"#;
+    let body = b"--b\nContent-Disposition: form-data; name=a\n\n1\n";
+    let len = body.len().to_string();
+    let headers = [
+        ("Content-Type", "multipart/form-data; boundary=b"),
+        ("Content-Length", len.as_str()),
+    ];
+    let (tx, _) = go(conf, "/upload", &headers, body);
+    assert_eq!(ids(&tx), vec![2, 3, 4]);
+}
+
+#[test]
 fn skip_after_and_markers() {
     let conf = r#"
 SecAction "id:1,phase:1,pass,nolog,skipAfter:END"
