@@ -766,7 +766,7 @@ impl Loader<'_> {
             resolve_skips(p);
         }
         select_rules_for_patterns(&mut phases);
-        let plans = crate::prefilter::union_plans(&phases, &groups);
+        let plans = crate::prefilter::union_plans(&mut phases, &groups);
         Ok(Loaded {
             tx_init,
             phases,
@@ -988,6 +988,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             prefilter,
             group: None,
             skippable: false,
+            target_unions: Vec::new(),
             tag_text: if starter {
                 tag_text.clone()
             } else {
@@ -1029,6 +1030,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         prefilter: None,
         group: None,
         skippable: false,
+        target_unions: Vec::new(),
         tag_text: Vec::new(),
         msg_text: String::new(),
         folded: Default::default(),

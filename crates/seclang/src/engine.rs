@@ -226,16 +226,26 @@ impl Engine<'_> {
                 cache.union_item(it, gids, &rs.groups, plan.global.as_deref(), &mut accs);
             }
         }
-        for &(gid, off) in &plan.groups {
+        let mut union = Vec::new();
+        for (gid, offs) in &plan.groups {
             // A group whose union is not recorded answers "may match" (always sound).
-            let acc = rs
-                .groups
-                .get(gid as usize)
-                .and_then(|g| accs.get(off..off + g.words()));
-            if let Some(acc) = acc {
-                cache.set_union(gid, acc);
+            let Some(words) = rs.groups.get(*gid as usize).map(|g| g.words()) else {
+                continue;
+            };
+            union.clear();
+            union.resize(words, 0u64);
+            for &off in offs {
+                let off = off as usize;
+                for (u, w) in union
+                    .iter_mut()
+                    .zip(accs.get(off..off + words).unwrap_or_default())
+                {
+                    *u |= w;
+                }
             }
+            cache.set_union(*gid, &union);
         }
+        cache.set_target_unions(accs);
         cache.item_buf = crate::tcache::recycle(items);
     }
 
@@ -317,10 +327,17 @@ impl Engine<'_> {
         let mut items: Vec<Item<'_>> =
             crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
         items.reserve(item_capacity(st));
-        for t in &rule.targets {
+        for (ti, t) in rule.targets.iter().enumerate() {
             if t.negated {
                 items.retain(|it| !(it.var == t.var && t.sel.selects(&it.key)));
                 continue;
+            }
+            if let (Some(Some(off)), Some((_, slot))) = (rule.target_unions.get(ti), rule.group) {
+                if self.cache.target_union_bit(*off, slot) == Some(false) {
+                    // No value of this target passes the rule's literals.
+                    self.stats.prefilter_skips += 1;
+                    continue;
+                }
             }
             if t.count {
                 let mut tmp = Vec::new();

@@ -89,13 +89,17 @@ pub struct GroupFilter {
 
 /// The phase-wide unions of one phase, computed in one pass: each distinct
 /// target of the phase's skippable groups is generated once, and each of
-/// its values is looked up once for all the groups that target it.
+/// its values is looked up once for all the groups that target it. Bits
+/// accumulate per (target, group), so a rule can also tell which of its
+/// targets hold no value it can match; a group's union is the OR of its
+/// targets' words.
 #[derive(Default)]
 pub struct UnionPlan {
-    /// Distinct targets, each with the groups whose union includes it.
+    /// Distinct targets, each with the groups that read it (each with the
+    /// offset of that (target, group) pair's words in the accumulator).
     pub targets: Vec<(Target, Vec<PlanGroup>)>,
-    /// The phase's groups, with the offset of their words in the accumulator.
-    pub groups: Vec<(u32, usize)>,
+    /// The phase's groups, with the offsets of their per-target words.
+    pub groups: Vec<(u32, Vec<u32>)>,
     pub words: usize,
     pub global: Option<Arc<GlobalFilter>>,
 }
@@ -122,53 +126,59 @@ fn target_key(t: &Target) -> String {
 /// group's union in a phase covers the targets of its rules in that phase
 /// only: a response-phase rule's union is not made of request values, and
 /// the pass does not generate them.
-pub fn union_plans(phases: &[Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPlan; 5] {
+pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPlan; 5] {
     let mut plans: [UnionPlan; 5] = Default::default();
-    for (plan, phase) in plans.iter_mut().zip(phases) {
-        // gid -> the distinct targets of its skippable rules in this phase.
-        let mut by_gid: std::collections::BTreeMap<u32, Vec<&Target>> = Default::default();
-        let mut listed: std::collections::HashSet<(u32, String)> = Default::default();
-        for e in phase {
+    for (plan, phase) in plans.iter_mut().zip(phases.iter_mut()) {
+        // (target, gid) pairs of the phase's skippable rules, each once.
+        let mut at: HashMap<(String, u32), u32> = HashMap::new();
+        let mut target_index: HashMap<String, usize> = HashMap::new();
+        let mut group_index: HashMap<u32, usize> = HashMap::new();
+        for e in phase.iter_mut() {
             let Entry::Rule(r) = e else { continue };
             let (true, Some((gid, _))) = (r.skippable, r.group) else {
                 continue;
             };
-            let ts = by_gid.entry(gid).or_default();
-            for t in r.targets.iter().filter(|t| !t.negated) {
-                if listed.insert((gid, target_key(t))) {
-                    ts.push(t);
-                }
-            }
-        }
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for (gid, targets) in by_gid {
             let Some(g) = groups.get(gid as usize) else {
                 continue;
             };
-            let pg = PlanGroup {
-                gid,
-                acc: plan.words as u32,
-                words: g.words() as u32,
-                gword: if g.global.is_some() {
-                    g.gword as u32
-                } else {
-                    u32::MAX
-                },
-                chain_mask: g.chain_mask,
-            };
-            plan.groups.push((gid, plan.words));
-            plan.words += g.words();
-            if plan.global.is_none() {
-                plan.global = g.global.clone();
-            }
-            for t in targets {
+            let mut offs = Vec::with_capacity(r.targets.len());
+            for t in &r.targets {
+                if t.negated {
+                    offs.push(None);
+                    continue;
+                }
                 let k = target_key(t);
-                let i = *seen.entry(k).or_insert_with(|| {
-                    plan.targets.push((t.clone(), Vec::new()));
-                    plan.targets.len() - 1
+                let off = *at.entry((k.clone(), gid)).or_insert_with(|| {
+                    let off = plan.words as u32;
+                    plan.words += g.words();
+                    let ti = *target_index.entry(k).or_insert_with(|| {
+                        plan.targets.push((t.clone(), Vec::new()));
+                        plan.targets.len() - 1
+                    });
+                    plan.targets[ti].1.push(PlanGroup {
+                        gid,
+                        acc: off,
+                        words: g.words() as u32,
+                        gword: if g.global.is_some() {
+                            g.gword as u32
+                        } else {
+                            u32::MAX
+                        },
+                        chain_mask: g.chain_mask,
+                    });
+                    let gi = *group_index.entry(gid).or_insert_with(|| {
+                        plan.groups.push((gid, Vec::new()));
+                        plan.groups.len() - 1
+                    });
+                    plan.groups[gi].1.push(off);
+                    if plan.global.is_none() {
+                        plan.global = g.global.clone();
+                    }
+                    off
                 });
-                plan.targets[i].1.push(pg);
+                offs.push(Some(off));
             }
+            r.target_unions = offs;
         }
     }
     plans

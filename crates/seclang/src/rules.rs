@@ -84,6 +84,11 @@ pub struct Rule {
     /// A chain starter whose targets are all phase-stable request data: it can
     /// be skipped whole when its group's phase-wide scan finds none of its literals.
     pub skippable: bool,
+    /// Per target (parallel to `targets`), for a skippable rule: where the
+    /// phase's union pass keeps this group's bits over that target's items
+    /// alone (see `UnionPlan`), so a target none of whose values can match
+    /// is not generated at all.
+    pub target_unions: Vec<Option<u32>>,
     /// Tags as written (ctl:ruleRemoveByTag matches these).
     pub tag_text: Vec<String>,
     pub msg_text: String,

@@ -77,6 +77,9 @@ pub struct TCache {
     /// Prefilter group -> offset in `bits` of the phase-wide union over all
     /// the items the group's skippable rules can target.
     unions: FxHashMap<u32, u32>,
+    /// The phase's union words per (target, group) (see `UnionPlan`);
+    /// empty until the phase's unions are computed.
+    target_unions: Vec<u64>,
     pub hits: u64,
     /// The allocation rule item lists reuse (always empty between uses; see `recycle`).
     pub item_buf: Vec<Item<'static>>,
@@ -108,6 +111,7 @@ impl TCache {
         self.last = None;
         self.bits.clear();
         self.unions.clear();
+        self.target_unions.clear();
     }
 
     /// Start a new phase of the same transaction. Per-value results stay:
@@ -117,6 +121,21 @@ impl TCache {
     /// are recomputed: a new phase adds values (body arguments, response).
     pub fn next_phase(&mut self) {
         self.unions.clear();
+        self.target_unions.clear();
+    }
+
+    /// Keep the phase's per-(target, group) union words.
+    pub fn set_target_unions(&mut self, accs: Vec<u64>) {
+        self.target_unions = accs;
+    }
+
+    /// Whether `slot` is set in the words of one (target, group) pair at
+    /// `off`; `None` before the phase's unions are computed.
+    pub fn target_union_bit(&self, off: u32, slot: u32) -> Option<bool> {
+        self.target_unions
+            .get(off as usize..)
+            .filter(|w| !w.is_empty())
+            .map(|w| bit(w, slot))
     }
 
     /// Whether `slot` is set in the phase-wide union of group `gid`, once computed.

@@ -607,6 +607,38 @@ SecRule ARGS "@rx betaword" "id:2,phase:2,t:none,log,pass"
     assert_eq!(ids(&tx), vec![1, 2]);
 }
 
+#[test]
+fn targets_without_a_passing_value_are_skipped_and_the_rest_still_match() {
+    // Rules 1 and 2 share a transformation chain (one prefilter group) and
+    // read overlapping targets in a different order; each target's values
+    // are judged apart, so a rule skips the targets whose values lack its
+    // literal and still matches on the one that has it.
+    let conf = r#"
+SecRuleEngine DetectionOnly
+SecRule ARGS_NAMES|ARGS|REQUEST_COOKIES "@rx fooword" "id:1,phase:2,t:none,t:lowercase,log,pass,msg:'%{MATCHED_VAR_NAME}'"
+SecRule REQUEST_COOKIES|ARGS|ARGS_NAMES "@rx barword" "id:2,phase:2,t:none,t:lowercase,log,pass,msg:'%{MATCHED_VAR_NAME}'"
+"#;
+    let name = |tx: &Transaction, id: u64| {
+        tx.matched()
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.msg.clone())
+    };
+    let (tx, _) = go(conf, "/?FooWord=1&x=BarWord", &[("Cookie", "c=plain")], b"");
+    assert_eq!(ids(&tx), vec![1, 2]);
+    assert_eq!(name(&tx, 1).as_deref(), Some("ARGS_NAMES:FooWord"));
+    assert_eq!(name(&tx, 2).as_deref(), Some("ARGS:x"));
+    assert!(tx.stats().prefilter_skips > 0, "{:?}", tx.stats());
+    let (tx, _) = go(
+        conf,
+        "/?a=plain",
+        &[("Cookie", "c=barword; fooword=1")],
+        b"",
+    );
+    assert_eq!(ids(&tx), vec![2]);
+    assert_eq!(name(&tx, 2).as_deref(), Some("REQUEST_COOKIES:c"));
+}
+
 /// SecArgumentsLimit and SecRequestBodyJsonDepthLimit are configurable; a
 /// JSON body beyond either is a request body error (REQBODY_ERROR), as in v2.
 #[test]
