@@ -218,7 +218,10 @@ impl Engine<'_> {
             crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
         let st: &TxState = self.st;
         let cache: &mut TCache = self.cache;
-        let mut accs = vec![0u64; plan.words];
+        // The previous phase's words give their allocation.
+        let mut accs = cache.target_unions_buf();
+        accs.clear();
+        accs.resize(plan.words, 0);
         for (t, gids) in &plan.targets {
             items.clear();
             variables::generate(t, st, &mut items);

@@ -124,6 +124,11 @@ impl TCache {
         self.target_unions.clear();
     }
 
+    /// The per-(target, group) words' buffer, for reuse.
+    pub fn target_unions_buf(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.target_unions)
+    }
+
     /// Keep the phase's per-(target, group) union words.
     pub fn set_target_unions(&mut self, accs: Vec<u64>) {
         self.target_unions = accs;
