@@ -259,15 +259,19 @@ impl Engine<'_> {
         loop {
             self.stats.rules_evaluated += 1;
             // Folded hits are used in place: no copy of the load-time list.
-            let collected;
-            let hits: &[Hit] = match &cur.folded {
-                Folded::Hits(h) if !self.targets_removed(starter) => h,
-                _ => {
-                    collected = self.collect_hits(cur, starter);
-                    &collected
-                }
+            let mut collected = Vec::new();
+            let folded = match &cur.folded {
+                Folded::Hits(h) if !self.targets_removed(starter) => Some(h),
+                _ => None,
             };
+            if folded.is_none() {
+                collected = self.collect_hits(cur, starter);
+            }
+            let hits: &[Hit] = folded.map_or(&collected, |h| h);
             if hits.is_empty() {
+                if collected.capacity() > 0 {
+                    self.cache.hits_buf = collected;
+                }
                 return Outcome::NoMatch;
             }
             let last = cur.chain.is_none();
@@ -304,6 +308,9 @@ impl Engine<'_> {
                     }
                 }
             }
+            if collected.capacity() > 0 {
+                self.cache.hits_buf = collected;
+            }
             match &cur.chain {
                 Some(n) => cur = n,
                 None => return Outcome::Match,
@@ -314,7 +321,9 @@ impl Engine<'_> {
     /// Evaluate one rule or link against its targets without changing state.
     pub(crate) fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
         let st: &TxState = self.st;
-        let mut hits = Vec::new();
+        // The previous evaluation's list gives its allocation (see `run_chain`).
+        let mut hits = std::mem::take(&mut self.cache.hits_buf);
+        hits.clear();
         let op = match &rule.op {
             Op::Always => {
                 // v2 runs SecAction as `SecRule REQUEST_URI "@unconditionalMatch"`.

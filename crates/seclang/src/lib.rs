@@ -196,7 +196,7 @@ pub struct MatchedRule {
     pub phase: u8,
     pub msg: String,
     pub data: String,
-    pub severity: String,
+    pub severity: &'static str,
     pub tags: Vec<String>,
     pub file: String,
     pub line: usize,
@@ -261,7 +261,9 @@ impl Transaction {
         Transaction {
             rules,
             unique_id,
-            matched: Vec::new(),
+            // Room for a typical request's matches (CRS records its
+            // initialisation and scoring rules too), grown once if at all.
+            matched: Vec::with_capacity(32),
             st,
             rt,
             cache: tcache::TCache::take(),

@@ -26,10 +26,10 @@ pub struct RuleMeta {
 }
 
 impl RuleMeta {
-    pub fn severity_name(&self) -> String {
+    pub fn severity_name(&self) -> &'static str {
         self.severity
             .and_then(|s| SEVERITIES.get(usize::from(s)))
-            .map(|s| s.to_string())
+            .copied()
             .unwrap_or_default()
     }
 }

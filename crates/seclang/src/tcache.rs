@@ -86,6 +86,8 @@ pub struct TCache {
     /// The set a rule's evaluation reuses for the value buffers it found
     /// no match in (cleared before each use; keeps its capacity).
     pub no_match_buf: std::collections::HashSet<(usize, usize), crate::fxhash::FxBuild>,
+    /// The list a rule's evaluation collects its matches in, reused.
+    pub(crate) hits_buf: Vec<crate::engine::Hit>,
 }
 
 /// An empty list with the allocation of `v`, for items of another lifetime
@@ -112,6 +114,7 @@ impl TCache {
         self.bits.clear();
         self.unions.clear();
         self.target_unions.clear();
+        self.hits_buf.clear();
     }
 
     /// Start a new phase of the same transaction. Per-value results stay:
@@ -339,6 +342,9 @@ impl TCache {
         }
         if c.no_match_buf.capacity() > 4096 {
             c.no_match_buf = Default::default();
+        }
+        if c.hits_buf.capacity() > 4096 {
+            c.hits_buf = Vec::new();
         }
         POOL.with(|p| {
             let mut p = p.borrow_mut();

@@ -106,7 +106,7 @@ impl Stage for WafStage {
                 rule_id: m.id,
                 msg: m.msg.clone(),
                 data: m.data.clone(),
-                severity: m.severity.clone(),
+                severity: m.severity.to_string(),
                 tags: m.tags.clone(),
             });
         }
