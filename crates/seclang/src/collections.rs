@@ -62,20 +62,7 @@ fn lower_word(w: u64) -> u64 {
 /// (word-wise, as `FxHasher` hashes).
 fn ci_hash(b: &[u8]) -> u64 {
     let mut h = FxHasher::default();
-    let mut words = b.chunks_exact(8);
-    for c in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h.write_u64(lower_word(u64::from_le_bytes(w)));
-    }
-    let tail = words.remainder();
-    if !tail.is_empty() {
-        let n = tail
-            .iter()
-            .enumerate()
-            .fold(0u64, |n, (i, &b)| n | u64::from(b) << (8 * i));
-        h.write_u64(lower_word(n));
-    }
+    h.write_words(b, lower_word);
     h.write_u64(b.len() as u64);
     h.finish()
 }

@@ -9,15 +9,18 @@ pub struct FxHasher(u64);
 
 const K: u64 = 0x517c_c1b7_2722_0a95;
 
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Whole words as single loads; the tail folded byte by byte (a
-        // variable-length copy would be a memcpy call per key).
+impl FxHasher {
+    /// Hash `bytes` as little-endian words, each passed through `map`
+    /// first (case folding, for one). Whole words are single loads; the
+    /// tail is folded byte by byte (a variable-length copy would be a
+    /// memcpy call per key).
+    #[inline]
+    pub fn write_words(&mut self, bytes: &[u8], map: impl Fn(u64) -> u64) {
         let mut words = bytes.chunks_exact(8);
         for c in &mut words {
             let mut b = [0u8; 8];
             b.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(b));
+            self.write_u64(map(u64::from_le_bytes(b)));
         }
         let tail = words.remainder();
         if !tail.is_empty() {
@@ -25,8 +28,14 @@ impl Hasher for FxHasher {
                 .iter()
                 .enumerate()
                 .fold(0u64, |n, (i, &b)| n | u64::from(b) << (8 * i));
-            self.write_u64(n);
+            self.write_u64(map(n));
         }
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.write_words(bytes, |w| w);
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(K);
