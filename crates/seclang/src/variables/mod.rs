@@ -216,8 +216,8 @@ enum KeyLiteral {
 
 impl KeyLiteral {
     fn of(re: &str) -> KeyLiteral {
-        let word =
-            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let word = |l: &str| !l.is_empty() && l.bytes().all(word_byte);
         let (anchored, body) = match re.strip_prefix('^') {
             Some(b) => (true, b),
             None => (false, re),
@@ -226,7 +226,10 @@ impl KeyLiteral {
         let body = match body.strip_suffix(".*") {
             Some(b) => b,
             None => match body.strip_suffix('*') {
-                Some(b) if b.len() > 1 && word(&b[b.len() - 1..]) => &b[..b.len() - 1],
+                // The starred character is ASCII, so cutting it keeps a char boundary.
+                Some(b) if b.len() > 1 && b.bytes().last().is_some_and(word_byte) => {
+                    &b[..b.len() - 1]
+                }
                 _ => body,
             },
         };
@@ -536,6 +539,9 @@ mod tests {
             ("content_types$", false),
             ("a\\_*", false),
             ("^(?:x|h)eader", false),
+            // A starred non-ASCII character: no literal, and no panic.
+            ("paramé*", false),
+            ("é*", false),
         ];
         for (pat, literal) in pats {
             let t = parse_target("TX", Some(&format!("/{pat}/"))).expect("target");
