@@ -131,14 +131,13 @@ impl Collection {
 
     pub fn remove(&mut self, key: &str) {
         let k = Key::new(key);
-        if let Some(i) = self.own(&k) {
-            let items = &self.items;
-            if let Ok(e) = self
-                .index
-                .find_entry(k.hash, |&j| items.get(j).is_some_and(|e| k.is(&e.0)))
-            {
-                e.remove();
-            }
+        let items = &self.items;
+        let own = self
+            .index
+            .find_entry(k.hash, |&j| items.get(j).is_some_and(|e| k.is(&e.0)))
+            .ok()
+            .map(|e| e.remove().0);
+        if let Some(i) = own {
             let (_, _, replaced) = self.items.remove(i);
             for v in self.index.iter_mut() {
                 if *v > i {

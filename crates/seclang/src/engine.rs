@@ -430,18 +430,24 @@ impl Engine<'_> {
                     }
                 }
             } else {
-                if let Some(g) = rule.group.filter(|_| rule.prefilter.is_some()) {
-                    let known = self.rs.groups.get(g.0 as usize);
-                    if known.and_then(|gf| self.cache.recorded_bit(it, g, gf)) == Some(false) {
-                        // Ruled out by a recorded scan, before transforming.
-                        self.stats.prefilter_skips += 1;
-                        continue;
-                    }
+                // A scan recorded for the item answers before transforming it.
+                let recorded = match (rule.group, &rule.prefilter) {
+                    (Some(g), Some(_)) => self
+                        .rs
+                        .groups
+                        .get(g.0 as usize)
+                        .and_then(|gf| self.cache.recorded_bit(it, g, gf)),
+                    _ => None,
+                };
+                if recorded == Some(false) {
+                    self.stats.prefilter_skips += 1;
+                    continue;
                 }
                 let v = self.cache.transformed(it, &rule.transforms);
                 if let Some(pf) = &rule.prefilter {
-                    let may = match (rule.group, it.stable) {
-                        (Some(g), true) => match self.rs.groups.get(g.0 as usize) {
+                    let may = match (recorded, rule.group, it.stable) {
+                        (Some(known), _, _) => known,
+                        (None, Some(g), true) => match self.rs.groups.get(g.0 as usize) {
                             Some(gf) => self.cache.group_may_match(it, g, gf, &v),
                             None => pf.may_match(&v),
                         },

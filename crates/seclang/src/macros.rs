@@ -140,20 +140,13 @@ fn resolve(name: &str) -> Part {
     })
 }
 
-/// Expand macros in ad-hoc text (operator arguments evaluated by seclang-ops).
+/// Expand macros in ad-hoc text (operator arguments evaluated by
+/// seclang-ops). Arguments without a macro, and lone `%{tx.name}` ones, are
+/// told apart when the operator is compiled and do not come here per value
+/// (see `seclang_ops::Expand::tx_var`).
 pub fn expand_text<'a>(text: &'a str, st: &'a TxState) -> Cow<'a, [u8]> {
-    // Called per value for most string operators; a byte scan of a short
-    // argument costs less than setting up a substring finder.
-    if !text.as_bytes().windows(2).any(|w| w == b"%{") {
+    if !text.contains("%{") {
         return Cow::Borrowed(text.as_bytes());
-    }
-    // The usual operator argument, `%{tx.name}`: a direct lookup.
-    if let Some(key) = text
-        .strip_prefix("%{tx.")
-        .and_then(|r| r.strip_suffix('}'))
-        .filter(|k| !k.is_empty() && !k.contains(['%', '{', '}']))
-    {
-        return st.tx.get(key).map(Cow::Borrowed).unwrap_or_default();
     }
     Cow::Owned(MacroStr::parse(text).expand(st).into_owned())
 }
