@@ -6,6 +6,10 @@ use seclang::{DirSource, FileSource, LoadOptions, RuleSet, Transaction, RECOMMEN
 use std::sync::Arc;
 use std::time::Instant;
 
+// As in the palisade binary, so allocation costs what it costs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The CRS directory plus the recommended base configuration as a virtual file.
 struct Src(DirSource);
 
