@@ -181,6 +181,40 @@ fn contains_edges() {
     }
 }
 
+/// `@contains` agrees with a naive search on every needle and haystack of
+/// up to 5 bytes over a two-letter alphabet, and on long haystacks.
+#[test]
+fn contains_agrees_with_naive_search() {
+    let naive = |h: &[u8], n: &[u8]| n.is_empty() || h.windows(n.len()).any(|w| w == n);
+    let words = |max: usize| {
+        let mut all = vec![Vec::new()];
+        for len in 1..=max {
+            for bits in 0..1u32 << len {
+                all.push(
+                    (0..len)
+                        .map(|i| b"ab"[(bits >> i & 1) as usize])
+                        .collect::<Vec<u8>>(),
+                );
+            }
+        }
+        all
+    };
+    let (needles, hays) = (words(4), words(5));
+    for n in needles.iter().filter(|n| !n.is_empty()) {
+        let o = op("contains", std::str::from_utf8(n).unwrap());
+        for h in &hays {
+            assert_eq!(m(&o, h), naive(h, n), "{n:?} in {h:?}");
+        }
+        for len in [511, 512, 513, 2000] {
+            let mut h = b"ab".repeat(len / 2 + 1);
+            h.truncate(len);
+            assert_eq!(m(&o, &h), naive(&h, n), "{n:?} in {len} bytes");
+            h.extend_from_slice(n);
+            assert!(m(&o, &h), "{n:?} at the end of {len} bytes");
+        }
+    }
+}
+
 #[test]
 fn negation() {
     let o = Operator::compile("rx", "abc", true, &no_files).unwrap();
