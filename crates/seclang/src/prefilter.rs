@@ -209,9 +209,9 @@ const MEMO_SEEN: usize = 4096;
 #[derive(Default)]
 struct ScanMemo {
     /// (filter id, value) -> where its scan's non-zero words are in
-    /// `words`. Values are request data, so the map's hasher is keyed per
-    /// process (no crafted collisions).
-    index: HashMap<Box<[u8]>, (u32, u32)>,
+    /// `words`. Values are request data, so the map's hasher is seeded at
+    /// random per process (no crafted collisions).
+    index: HashMap<Box<[u8]>, (u32, u32), foldhash::fast::RandomState>,
     /// (word index, word) pairs: a scan is mostly zero words.
     words: Vec<(u32, u64)>,
     /// A tag per slot of the values seen once. A value is remembered only
