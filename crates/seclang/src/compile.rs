@@ -126,6 +126,8 @@ pub(crate) struct Loaded {
     pub cfg: Config,
     pub files_read: Vec<String>,
     pub rule_count: usize,
+    /// Chain starters' metadata by `Rule::idx`.
+    pub metas: Arc<[Arc<crate::rules::RuleMeta>]>,
     pub tx_init: crate::collections::Collection,
 }
 
@@ -767,7 +769,16 @@ impl Loader<'_> {
         }
         select_rules_for_patterns(&mut phases);
         let plans = crate::prefilter::union_plans(&mut phases, &groups);
+        let metas = phases
+            .iter()
+            .flatten()
+            .filter_map(|e| match e {
+                Entry::Rule(r) => Some(r.meta.clone()),
+                Entry::Marker(_) => None,
+            })
+            .collect();
         Ok(Loaded {
+            metas,
             tx_init,
             phases,
             groups,

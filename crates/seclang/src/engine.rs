@@ -253,7 +253,7 @@ impl Engine<'_> {
     }
 
     pub(crate) fn run_chain(&mut self, starter: &Rule) -> Outcome {
-        self.st.cur_rule = Some(starter.meta.clone());
+        self.st.cur_rule = Some(starter.idx);
         let mut cur = starter;
         let mut logged = false;
         loop {

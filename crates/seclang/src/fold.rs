@@ -191,6 +191,7 @@ impl Evaluator {
             files_read: Vec::new(),
             rule_count: 0,
             tx_init: Arc::new(Collection::default()),
+            metas: Arc::new([]),
         });
         let mut rt = Runtime::new(cfg);
         // Any disruptive action shows as a stop, whatever the configured mode.
@@ -226,6 +227,7 @@ impl Evaluator {
         self.rt.allow = None;
         self.matched.clear();
         self.cache.clear();
+        self.set_rule(r);
         let out = self.engine().run_chain(r);
         self.st.matched_vars.clear();
         match out {
@@ -238,7 +240,15 @@ impl Evaluator {
     fn hits(&mut self, r: &Rule, phase: u8) -> Vec<Hit> {
         self.rt.phase = phase;
         self.cache.clear();
+        self.set_rule(r);
         self.engine().collect_hits(r, r)
+    }
+
+    /// The RULE variable's source for `r`: rules are not numbered yet at
+    /// load time, so the table maps whatever `r.idx` is to `r`.
+    fn set_rule(&mut self, r: &Rule) {
+        self.st.rule_metas = std::iter::repeat_n(r.meta.clone(), r.idx as usize + 1).collect();
+        self.st.cur_rule = Some(r.idx);
     }
 }
 

@@ -90,6 +90,8 @@ pub struct RuleSet {
     rule_count: usize,
     /// TX as the rules folded at load time leave it (see `fold`).
     tx_init: Arc<collections::Collection>,
+    /// Chain starters' metadata by `Rule::idx` (the RULE variable's source).
+    metas: Arc<[Arc<rules::RuleMeta>]>,
 }
 
 impl RuleSet {
@@ -109,6 +111,7 @@ impl RuleSet {
             files_read: l.files_read,
             rule_count: l.rule_count,
             tx_init: Arc::new(l.tx_init),
+            metas: l.metas,
         })
     }
 
@@ -257,6 +260,7 @@ impl Transaction {
         let rt = engine::Runtime::new(cfg);
         let mut st = request::initial_state(req, &unique_id, cfg.arg_separator);
         st.tx = collections::Collection::layered(rules.tx_init.clone());
+        st.rule_metas = rules.metas.clone();
         st.captures_set = 10;
         Transaction {
             rules,

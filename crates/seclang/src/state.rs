@@ -185,8 +185,11 @@ pub struct TxState {
 
     pub started: Option<Instant>,
     pub wall: Option<SystemTime>,
-    /// The rule being evaluated (RULE variable, `%{rule.id}`).
-    pub cur_rule: Option<Arc<RuleMeta>>,
+    /// The rule being evaluated (RULE variable, `%{rule.id}`): its index
+    /// in `rule_metas`. An index, not a reference-counted pointer: it is
+    /// set for every rule run and read only by the few rules that ask.
+    pub cur_rule: Option<u32>,
+    pub rule_metas: Arc<[Arc<RuleMeta>]>,
 }
 
 impl TxState {
@@ -202,7 +205,7 @@ impl TxState {
 impl TxState {
     /// RULE collection members of the current rule.
     pub fn rule_meta(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let Some(m) = &self.cur_rule else {
+        let Some(m) = self.cur_rule.and_then(|i| self.rule_metas.get(i as usize)) else {
             return Vec::new();
         };
         let mut v = vec![

@@ -678,3 +678,21 @@ SecRule ARGS:a "@rx ." "id:3,phase:2,pass,log"
         .unwrap_or_default();
     assert!(e.contains("SecArgumentsLimit"), "{e}");
 }
+
+/// RULE and `%{rule.*}` read the metadata of the chain being run: in a
+/// rule folded at load time, in a rule run per request, and in a chain link.
+#[test]
+fn rule_variable_names_the_running_rule() {
+    let conf = r#"SecRuleEngine On
+SecAction "id:11,phase:1,pass,nolog,msg:'first',setvar:tx.folded=%{rule.id}"
+SecRule REQUEST_URI "@contains /" "id:12,phase:1,pass,nolog,setvar:tx.dynamic=%{rule.id}"
+SecRule REQUEST_URI "@contains /" "id:13,phase:2,pass,nolog,msg:'third',chain"
+    SecRule RULE:id "@eq 13" "setvar:tx.linked=%{rule.msg}"
+SecRule RULE:id "@eq 14" "id:14,phase:2,pass,nolog,setvar:tx.target=%{rule.phase}"
+"#;
+    let (tx, _) = go(conf, "/x", &[], b"");
+    assert_eq!(tx.tx_var("folded").as_deref(), Some("11"));
+    assert_eq!(tx.tx_var("dynamic").as_deref(), Some("12"));
+    assert_eq!(tx.tx_var("linked").as_deref(), Some("third"));
+    assert_eq!(tx.tx_var("target").as_deref(), Some("2"));
+}
