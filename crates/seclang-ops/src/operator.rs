@@ -8,7 +8,9 @@ use std::net::IpAddr;
 enum Kind {
     Rx(regex::bytes::Regex, String),
     Pm(AhoCorasick, Vec<Vec<u8>>),
-    Num(fn(i64, i64) -> bool, Arg),
+    /// The comparison, the argument, and its value when it has no macro
+    /// (parsed once here instead of per value).
+    Num(fn(i64, i64) -> bool, Arg, Option<i64>),
     Str(StrOp, Arg),
     Within(Arg),
     Always(bool),
@@ -101,6 +103,12 @@ pub fn atoi(b: &[u8]) -> i64 {
     } else {
         n
     }
+}
+
+fn num(f: fn(i64, i64) -> bool, arg: &str) -> Kind {
+    let a = Arg::new(arg);
+    let constant = (!a.has_macro).then(|| atoi(a.text.as_bytes()));
+    Kind::Num(f, a, constant)
 }
 
 fn pm(words: Vec<Vec<u8>>) -> Result<Kind, String> {
@@ -385,11 +393,11 @@ impl Operator {
             "rx" => Kind::Rx(compile_rx(arg)?, arg.to_string()),
             "pm" => pm(pm_words(arg)?)?,
             "pmfromfile" | "pmf" => pm(read_lines(arg, read_file)?)?,
-            "eq" => Kind::Num(|a, b| a == b, Arg::new(arg)),
-            "ge" => Kind::Num(|a, b| a >= b, Arg::new(arg)),
-            "gt" => Kind::Num(|a, b| a > b, Arg::new(arg)),
-            "le" => Kind::Num(|a, b| a <= b, Arg::new(arg)),
-            "lt" => Kind::Num(|a, b| a < b, Arg::new(arg)),
+            "eq" => num(|a, b| a == b, arg),
+            "ge" => num(|a, b| a >= b, arg),
+            "gt" => num(|a, b| a > b, arg),
+            "le" => num(|a, b| a <= b, arg),
+            "lt" => num(|a, b| a < b, arg),
             "streq" => Kind::Str(StrOp::Streq, Arg::new(arg)),
             "beginswith" => Kind::Str(StrOp::BeginsWith, Arg::new(arg)),
             "endswith" => Kind::Str(StrOp::EndsWith, Arg::new(arg)),
@@ -463,7 +471,8 @@ impl Operator {
                 }
                 None => false,
             },
-            Kind::Num(f, a) => f(atoi(v), atoi(&a.value(exp))),
+            Kind::Num(f, _, Some(n)) => f(atoi(v), *n),
+            Kind::Num(f, a, None) => f(atoi(v), atoi(&a.value(exp))),
             Kind::Str(op, a) => {
                 let a = a.value(exp);
                 let a: &[u8] = &a;

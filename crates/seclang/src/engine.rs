@@ -365,16 +365,17 @@ impl Engine<'_> {
             variables::generate(t, st, &mut items);
         }
         // Runtime target exclusions that name this rule (v2 checks the rule itself, so chain links are not affected).
-        let excl: Vec<&TargetName> = if std::ptr::eq(rule, starter) {
-            self.rt
-                .removed_targets
-                .iter()
-                .filter(|(s, _)| s.hits(rule))
-                .flat_map(|(_, t)| t.iter())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let excl: Vec<&TargetName> =
+            if std::ptr::eq(rule, starter) && !self.rt.removed_targets.is_empty() {
+                self.rt
+                    .removed_targets
+                    .iter()
+                    .filter(|(s, _)| s.hits(rule))
+                    .flat_map(|(_, t)| t.iter())
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let exp = Expander(st);
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let mut any_passed_filter = rule.prefilter.is_none();
