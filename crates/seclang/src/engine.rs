@@ -75,11 +75,55 @@ impl Runtime {
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// One matched target, recorded while the state is borrowed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Hit {
     name: String,
     value: Vec<u8>,
     caps: Vec<Vec<u8>>,
+}
+
+/// The matches of one rule evaluation. Entries past `len` are kept, so the
+/// next evaluation writes its names and values into their buffers instead
+/// of allocating new ones (the list lives in the per-thread cache pool).
+#[derive(Debug, Default)]
+pub(crate) struct Hits {
+    list: Vec<Hit>,
+    len: usize,
+}
+
+impl Hits {
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Hit] {
+        self.list.get(..self.len).unwrap_or_default()
+    }
+
+    /// A new, empty entry (its buffers possibly from an earlier match).
+    fn push(&mut self) -> &mut Hit {
+        if self.len == self.list.len() {
+            self.list.push(Hit::default());
+        }
+        self.len += 1;
+        let h = &mut self.list[self.len - 1];
+        h.name.clear();
+        h.value.clear();
+        h
+    }
+
+    /// Drop what a pooled list should not keep: entries beyond `max` and
+    /// any with a large value.
+    pub(crate) fn trim(&mut self, max: usize, max_value: usize) {
+        self.len = 0;
+        self.list.truncate(max);
+        self.list.retain(|h| h.value.capacity() <= max_value);
+    }
+
+    pub(crate) fn into_vec(mut self) -> Vec<Hit> {
+        self.list.truncate(self.len);
+        self.list
+    }
 }
 
 pub(crate) enum Outcome {
@@ -259,7 +303,7 @@ impl Engine<'_> {
         loop {
             self.stats.rules_evaluated += 1;
             // Folded hits are used in place: no copy of the load-time list.
-            let mut collected = Vec::new();
+            let mut collected = Hits::default();
             let folded = match &cur.folded {
                 Folded::Hits(h) if !self.targets_removed(starter) => Some(h),
                 _ => None,
@@ -267,9 +311,9 @@ impl Engine<'_> {
             if folded.is_none() {
                 collected = self.collect_hits(cur, starter);
             }
-            let hits: &[Hit] = folded.map_or(&collected, |h| h);
+            let hits: &[Hit] = folded.map_or(collected.as_slice(), |h| h);
             if hits.is_empty() {
-                if collected.capacity() > 0 {
+                if collected.list.capacity() > 0 {
                     self.cache.hits_buf = collected;
                 }
                 return Outcome::NoMatch;
@@ -308,7 +352,7 @@ impl Engine<'_> {
                     }
                 }
             }
-            if collected.capacity() > 0 {
+            if collected.list.capacity() > 0 {
                 self.cache.hits_buf = collected;
             }
             match &cur.chain {
@@ -319,7 +363,7 @@ impl Engine<'_> {
     }
 
     /// Evaluate one rule or link against its targets without changing state.
-    pub(crate) fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
+    pub(crate) fn collect_hits(&mut self, rule: &Rule, starter: &Rule) -> Hits {
         let st: &TxState = self.st;
         // The previous evaluation's list gives its allocation (see `run_chain`).
         let mut hits = std::mem::take(&mut self.cache.hits_buf);
@@ -327,11 +371,10 @@ impl Engine<'_> {
         let op = match &rule.op {
             Op::Always => {
                 // v2 runs SecAction as `SecRule REQUEST_URI "@unconditionalMatch"`.
-                hits.push(Hit {
-                    name: "REQUEST_URI".into(),
-                    value: st.uri.clone(),
-                    caps: Vec::new(),
-                });
+                let h = hits.push();
+                h.name.push_str("REQUEST_URI");
+                h.value.extend_from_slice(&st.uri);
+                h.caps.clear();
                 return hits;
             }
             Op::Real { op, .. } => op,
@@ -400,7 +443,8 @@ impl Engine<'_> {
             if dedup && it.stable && no_match.contains(&buf) {
                 continue;
             }
-            let mut matched_value: Option<Vec<u8>> = None;
+            // A match's value goes straight into a reused hit entry.
+            let mut matched = false;
             if rule.multi_match && !rule.transforms.is_empty() {
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
                 let mut changed = true;
@@ -415,7 +459,8 @@ impl Engine<'_> {
                         self.stats.operator_calls += 1;
                         caps.clear();
                         if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
-                            matched_value = Some(v.to_vec());
+                            hits.push().value.extend_from_slice(&v);
+                            matched = true;
                             break;
                         }
                     }
@@ -463,24 +508,24 @@ impl Engine<'_> {
                 self.stats.operator_calls += 1;
                 caps.clear();
                 if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
-                    matched_value = Some(v.to_vec());
+                    hits.push().value.extend_from_slice(&v);
+                    matched = true;
                 }
             }
-            if matched_value.is_none() && dedup && it.stable {
+            if !matched && dedup && it.stable {
                 no_match.insert(buf);
             }
-            if let Some(value) = matched_value {
-                let name =
-                    if it.key.is_empty() && !it.var.is_collection() || is_count_item(it, rule) {
-                        it.var.name().to_string()
-                    } else {
-                        it.name()
-                    };
-                hits.push(Hit {
-                    name,
-                    value,
-                    caps: std::mem::take(&mut caps),
-                });
+            if let (true, Some(h)) = (
+                matched,
+                hits.len.checked_sub(1).and_then(|i| hits.list.get_mut(i)),
+            ) {
+                if it.key.is_empty() && !it.var.is_collection() || is_count_item(it, rule) {
+                    h.name.push_str(it.var.name());
+                } else {
+                    it.write_name(&mut h.name);
+                }
+                // The entry's old capture list becomes the next scratch list.
+                std::mem::swap(&mut h.caps, &mut caps);
             }
         }
         if !any_passed_filter && !items.is_empty() {

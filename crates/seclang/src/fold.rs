@@ -241,7 +241,7 @@ impl Evaluator {
         self.rt.phase = phase;
         self.cache.clear();
         self.set_rule(r);
-        self.engine().collect_hits(r, r)
+        self.engine().collect_hits(r, r).into_vec()
     }
 
     /// The RULE variable's source for `r`: rules are not numbered yet at

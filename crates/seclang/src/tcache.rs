@@ -87,7 +87,7 @@ pub struct TCache {
     /// no match in (cleared before each use; keeps its capacity).
     pub no_match_buf: std::collections::HashSet<(usize, usize), crate::fxhash::FxBuild>,
     /// The list a rule's evaluation collects its matches in, reused.
-    pub(crate) hits_buf: Vec<crate::engine::Hit>,
+    pub(crate) hits_buf: crate::engine::Hits,
 }
 
 /// An empty list with the allocation of `v`, for items of another lifetime
@@ -343,9 +343,8 @@ impl TCache {
         if c.no_match_buf.capacity() > 4096 {
             c.no_match_buf = Default::default();
         }
-        if c.hits_buf.capacity() > 4096 {
-            c.hits_buf = Vec::new();
-        }
+        // Kept match buffers: a typical rule's worth, none holding a body.
+        c.hits_buf.trim(64, 4096);
         POOL.with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < 64 {

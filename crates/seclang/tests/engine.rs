@@ -696,3 +696,31 @@ SecRule RULE:id "@eq 14" "id:14,phase:2,pass,nolog,setvar:tx.target=%{rule.phase
     assert_eq!(tx.tx_var("linked").as_deref(), Some("third"));
     assert_eq!(tx.tx_var("target").as_deref(), Some("2"));
 }
+
+/// Match buffers are reused from rule to rule and from transaction to
+/// transaction (the cache pool): a later, shorter match must not show any
+/// of an earlier one's name, value or captures.
+#[test]
+fn reused_match_buffers_hold_only_the_current_match() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS "@rx ^(a+)(b*)$" "id:1,phase:1,pass,nolog,capture,setvar:tx.first=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}/%{TX.1}/%{TX.2}"
+SecRule REQUEST_METHOD "@rx ^G" "id:2,phase:1,pass,nolog,setvar:tx.second=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}"
+SecRule ARGS_NAMES "@rx ^(l)" "id:3,phase:2,pass,nolog,capture,setvar:tx.third=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}/%{TX.1}/%{TX.2}"
+"#;
+    let (tx, _) = go(conf, "/?longname=aaaaaaaaaabbbb", &[], b"");
+    assert_eq!(
+        tx.tx_var("first").as_deref(),
+        Some("ARGS:longname=aaaaaaaaaabbbb/aaaaaaaaaa/bbbb")
+    );
+    assert_eq!(tx.tx_var("second").as_deref(), Some("REQUEST_METHOD=GET"));
+    assert_eq!(
+        tx.tx_var("third").as_deref(),
+        Some("ARGS_NAMES:longname=longname/l/")
+    );
+    drop(tx);
+    // Same thread: the pooled cache and its match buffers come back.
+    let (tx, _) = go(conf, "/?l=a", &[], b"");
+    assert_eq!(tx.tx_var("first").as_deref(), Some("ARGS:l=a/a/"));
+    assert_eq!(tx.tx_var("second").as_deref(), Some("REQUEST_METHOD=GET"));
+    assert_eq!(tx.tx_var("third").as_deref(), Some("ARGS_NAMES:l=l/l/"));
+}

@@ -320,16 +320,13 @@ pub struct Item<'a> {
 }
 
 impl Item<'_> {
-    /// The name ModSecurity reports (`ARGS:foo`, `REQUEST_URI`).
-    pub fn name(&self) -> String {
+    /// The name ModSecurity reports (`ARGS:foo`, `REQUEST_URI`), appended
+    /// to `out`.
+    pub fn write_name(&self, out: &mut String) {
+        out.push_str(self.var.name());
         if self.var.is_collection() {
-            let mut s = String::with_capacity(self.var.name().len() + 1 + self.key.len());
-            s.push_str(self.var.name());
-            s.push(':');
-            escape_name(&self.key, &mut s);
-            s
-        } else {
-            self.var.name().to_string()
+            out.push(':');
+            escape_name(&self.key, out);
         }
     }
 }
@@ -590,19 +587,25 @@ mod tests {
 
     #[test]
     fn item_names() {
+        let name = |i: &Item<'_>| {
+            // Appended: what the buffer held before stays.
+            let mut s = String::from(">");
+            i.write_name(&mut s);
+            s
+        };
         let i = Item {
             var: Var::Args,
             key: Cow::Borrowed(b"a\x01\"b"),
             value: Cow::Borrowed(b""),
             stable: true,
         };
-        assert_eq!(i.name(), "ARGS:a\\x01\"b");
+        assert_eq!(name(&i), ">ARGS:a\\x01\"b");
         let i = Item {
             var: Var::RequestUri,
             key: Cow::Borrowed(b""),
             value: Cow::Borrowed(b""),
             stable: true,
         };
-        assert_eq!(i.name(), "REQUEST_URI");
+        assert_eq!(name(&i), ">REQUEST_URI");
     }
 }
