@@ -109,24 +109,35 @@ impl Collection {
     }
 
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
+        *self.value_mut(key) = value;
+    }
+
+    /// This layer's value for `key`, to change in place (one lookup, and
+    /// its buffer reused). A key only the base has starts as a copy of the
+    /// base's value; a new key starts empty.
+    pub fn value_mut(&mut self, key: &str) -> &mut Vec<u8> {
         let k = Key::new(key);
-        if let Some(i) = self.own(&k) {
-            if let Some(slot) = self.items.get_mut(i) {
-                slot.1 = value;
-                return;
+        let i = match self.own(&k) {
+            Some(i) => i,
+            None => {
+                let replaces = self.in_base(&k);
+                let start = replaces
+                    .and_then(|b| self.base.as_ref()?.items.get(b))
+                    .map(|e| e.1.clone())
+                    .unwrap_or_default();
+                let i = self.items.len();
+                let items = &self.items;
+                self.index.insert_unique(k.hash, i, |&j| {
+                    items
+                        .get(j)
+                        .map(|e| ci_hash(e.0.as_bytes()))
+                        .unwrap_or_default()
+                });
+                self.items.push((key.to_ascii_lowercase(), start, replaces));
+                i
             }
-        }
-        let replaces = self.in_base(&k);
-        let lk = key.to_ascii_lowercase();
-        let i = self.items.len();
-        let items = &self.items;
-        self.index.insert_unique(k.hash, i, |&j| {
-            items
-                .get(j)
-                .map(|e| ci_hash(e.0.as_bytes()))
-                .unwrap_or_default()
-        });
-        self.items.push((lk, value, replaces));
+        };
+        &mut self.items[i].1
     }
 
     pub fn remove(&mut self, key: &str) {
@@ -205,6 +216,32 @@ mod tests {
         c.set("baz", b"4".to_vec());
         let keys: Vec<&str> = c.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["bar", "baz"]);
+    }
+
+    #[test]
+    fn values_change_in_place_over_a_base() {
+        let mut base = Collection::default();
+        base.set("score", b"5".to_vec());
+        base.set("other", b"x".to_vec());
+        let mut c = Collection::layered(Arc::new(base));
+        // A base key starts from the base's value and keeps its place.
+        c.value_mut("SCORE").extend_from_slice(b"0");
+        assert_eq!(c.get("score"), Some(&b"50"[..]));
+        // A new key starts empty and comes after the base's keys.
+        c.value_mut("New").extend_from_slice(b"n");
+        let all: Vec<(&str, &[u8])> = c.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("score", &b"50"[..]),
+                ("other", &b"x"[..]),
+                ("new", &b"n"[..])
+            ]
+        );
+        // Removed from this layer, a base key comes back empty.
+        c.remove("other");
+        assert!(c.get("other").is_none());
+        assert_eq!(c.value_mut("other").as_slice(), b"");
     }
 
     #[test]

@@ -324,7 +324,9 @@ impl Engine<'_> {
                     // TX:0-9 hold this match's groups; slots it has no group for are cleared.
                     let n = h.caps.len().min(10);
                     for (i, c) in h.caps.iter().enumerate().take(10) {
-                        self.st.tx.set(CAPTURE_KEYS[i], c.clone());
+                        let slot = self.st.tx.value_mut(CAPTURE_KEYS[i]);
+                        slot.clear();
+                        slot.extend_from_slice(c);
                     }
                     // Only slots an earlier capture filled can need clearing.
                     let filled = self.st.captures_set.max(n);
@@ -636,27 +638,35 @@ impl Engine<'_> {
                 if sv.coll == Var::Tx && key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
                     self.st.captures_set = 10;
                 }
-                let new = match &sv.op {
-                    SetVarOp::Delete => None,
-                    SetVarOp::Set(v) => Some(v.expand(self.st).into_owned()),
+                // The value is written in place: one lookup, no new buffer.
+                match &sv.op {
+                    SetVarOp::Delete => {
+                        if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
+                            c.remove(&key);
+                        }
+                    }
+                    SetVarOp::Set(v) => {
+                        let v = v.expand(self.st);
+                        if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
+                            let slot = c.value_mut(&key);
+                            slot.clear();
+                            slot.extend_from_slice(&v);
+                        }
+                    }
                     SetVarOp::Add(v) | SetVarOp::Sub(v) => {
                         let rhs = crate::actions::setvar::atoi(&v.expand(self.st));
-                        let cur = variables::collection_of(self.st, sv.coll)
-                            .and_then(|c| c.get(&key))
-                            .map(crate::actions::setvar::atoi)
-                            .unwrap_or(0);
-                        let n = if matches!(sv.op, SetVarOp::Add(_)) {
-                            cur.saturating_add(rhs)
-                        } else {
-                            cur.saturating_sub(rhs)
-                        };
-                        Some(n.to_string().into_bytes())
-                    }
-                };
-                if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
-                    match new {
-                        Some(v) => c.set(&key, v),
-                        None => c.remove(&key),
+                        let add = matches!(sv.op, SetVarOp::Add(_));
+                        if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
+                            let slot = c.value_mut(&key);
+                            let cur = crate::actions::setvar::atoi(slot);
+                            let n = if add {
+                                cur.saturating_add(rhs)
+                            } else {
+                                cur.saturating_sub(rhs)
+                            };
+                            slot.clear();
+                            crate::actions::setvar::push_int(slot, n);
+                        }
                     }
                 }
             }

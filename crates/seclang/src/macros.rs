@@ -110,6 +110,10 @@ impl MacroStr {
 
     /// As text (invalid UTF-8 replaced); a string without macros is borrowed.
     pub fn expand_str<'s>(&'s self, st: &TxState) -> Cow<'s, str> {
+        // Without macros the text is the source text (no UTF-8 check).
+        if let [] | [Part::Lit(_)] = self.parts.as_slice() {
+            return Cow::Borrowed(&self.raw);
+        }
         match self.expand(st) {
             Cow::Borrowed(b) => String::from_utf8_lossy(b),
             Cow::Owned(v) => Cow::Owned(

@@ -2,6 +2,7 @@
 //! ModSecurity v2 derive them, headers, cookies, query arguments, and the
 //! default body processor chosen from Content-Type.
 
+use crate::actions::setvar::push_int;
 use crate::state::TxState;
 use bodyparse::percent_decode;
 use pipeline::RequestHead;
@@ -55,15 +56,8 @@ pub fn basename(path: &[u8]) -> Vec<u8> {
 /// measurable share of a small request's cost at four calls per request.
 fn decimal(n: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(10);
-    push_decimal(&mut out, n);
+    push_int(&mut out, n.into());
     out
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: u32) {
-    if n >= 10 {
-        push_decimal(out, n / 10);
-    }
-    out.push(b'0' + (n % 10) as u8);
 }
 
 /// An address as `Display` writes it; IPv4 (the common case) without the
@@ -76,7 +70,7 @@ fn ip_text(ip: std::net::IpAddr) -> Vec<u8> {
                 if i > 0 {
                     out.push(b'.');
                 }
-                push_decimal(&mut out, o.into());
+                push_int(&mut out, o.into());
             }
             out
         }

@@ -70,9 +70,49 @@ pub fn atoi(b: &[u8]) -> i64 {
     seclang_ops::atoi(b)
 }
 
+/// `n` in decimal, appended (as `to_string` writes it, without the
+/// formatting machinery: scores are rewritten many times per request).
+pub fn push_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut m = n.unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_print_as_to_string_does() {
+        for n in [
+            0,
+            7,
+            -7,
+            10,
+            99,
+            -100,
+            123_456,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            let mut out = b"x".to_vec();
+            push_int(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
 
     #[test]
     fn parse_forms() {

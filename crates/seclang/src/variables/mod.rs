@@ -448,11 +448,7 @@ pub fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>) -> usi
     out.len() - before
 }
 
-/// The named collection (TX, IP, ...) of the state.
-pub fn collection_of(st: &TxState, var: Var) -> Option<&crate::collections::Collection> {
-    collections::collection(st, var)
-}
-
+/// The named collection (TX, IP, ...) of the state, to change.
 pub fn collection_of_mut(
     st: &mut TxState,
     var: Var,
