@@ -192,6 +192,8 @@ pub struct GlobalFilter {
     /// Distinct per filter ever built in the process: what a thread's
     /// remembered scans belong to (an address could be reused).
     id: u64,
+    /// Every function of the groups' transformation chains, once each.
+    transforms: Vec<Transform>,
 }
 
 /// Values up to this length have their scans remembered per thread.
@@ -205,13 +207,40 @@ const MEMO_MAX_ENTRIES: usize = 4096;
 /// Slots of the table of values seen once (a power of two).
 const MEMO_SEEN: usize = 4096;
 
+/// Which transformation functions (bits by [`Transform::code`]) leave a
+/// value unchanged and which change it: pure functions of the value,
+/// remembered with its scan so a value seen again is not transformed
+/// again only to learn that nothing changes.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ValueFacts {
+    pub same: u64,
+    pub changes: u64,
+}
+
+impl ValueFacts {
+    /// Apply each of `transforms` to `value` once.
+    pub fn of(value: &[u8], transforms: &[Transform]) -> ValueFacts {
+        let mut f = ValueFacts::default();
+        for t in transforms {
+            let b = 1u64 << (t.code() & 63);
+            if t.apply(value).is_some() {
+                f.changes |= b;
+            } else {
+                f.same |= b;
+            }
+        }
+        f
+    }
+}
+
 /// Recent scans by one thread, of any filter.
 #[derive(Default)]
 struct ScanMemo {
     /// (filter id, value) -> where its scan's non-zero words are in
     /// `words`. Values are request data, so the map's hasher is seeded at
     /// random per process (no crafted collisions).
-    index: HashMap<Box<[u8]>, (u32, u32), foldhash::fast::RandomState>,
+    /// With it, what [`ValueFacts`] the caller asked to remember.
+    index: HashMap<Box<[u8]>, (u32, u32, ValueFacts), foldhash::fast::RandomState>,
     /// (word index, word) pairs: a scan is mostly zero words.
     words: Vec<(u32, u64)>,
     /// A tag per slot of the values seen once. A value is remembered only
@@ -235,20 +264,25 @@ fn next_filter_id() -> u64 {
 
 /// `scan(value, out)`, which appends `words` words and is a pure function
 /// of the value and the filter `id`, answered from this thread's memory
-/// of recent scans when it holds them.
+/// of recent scans when it holds them. When the value is remembered, so
+/// are `facts(value)`, which are returned (`None`: the value is not
+/// remembered, or was seen for the first time).
 fn remembered(
     id: u64,
     words: usize,
     value: &[u8],
     out: &mut Vec<u64>,
     scan: impl Fn(&[u8], &mut Vec<u64>),
-) {
+    facts: impl Fn(&[u8]) -> ValueFacts,
+) -> Option<ValueFacts> {
     if value.len() > MEMO_MAX_VALUE {
-        return scan(value, out);
+        scan(value, out);
+        return None;
     }
     SCAN_MEMO.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else {
-            return scan(value, out);
+            scan(value, out);
+            return None;
         };
         let m = &mut *m;
         let h = {
@@ -264,14 +298,15 @@ fn remembered(
         let (slot, tag) = (h as usize & (MEMO_SEEN - 1), (h >> 32) as u32 | 1);
         if m.seen[slot] != tag {
             m.seen[slot] = tag;
-            return scan(value, out);
+            scan(value, out);
+            return None;
         }
         // Seen before: the map's key is built only now.
         m.key.clear();
         m.key.extend_from_slice(&id.to_le_bytes());
         m.key.extend_from_slice(value);
         let base = out.len();
-        if let Some(&(off, n)) = m.index.get(m.key.as_slice()) {
+        if let Some(&(off, n, f)) = m.index.get(m.key.as_slice()) {
             if let Some(pairs) = m.words.get(off as usize..(off + n) as usize) {
                 out.resize(base + words, 0);
                 for &(i, w) in pairs {
@@ -279,7 +314,7 @@ fn remembered(
                         *o = w;
                     }
                 }
-                return;
+                return Some(f);
             }
         }
         scan(value, out);
@@ -291,14 +326,24 @@ fn remembered(
         let pairs = out[base..].iter().enumerate().filter(|(_, &w)| w != 0);
         m.words.extend(pairs.map(|(i, &w)| (i as u32, w)));
         let n = m.words.len() as u32 - off;
-        m.index.insert(m.key.as_slice().into(), (off, n));
+        let f = facts(value);
+        m.index.insert(m.key.as_slice().into(), (off, n, f));
+        Some(f)
     })
 }
 
 impl GlobalFilter {
-    /// [`GlobalFilter::scan`], remembered per thread (see [`remembered`]).
-    pub fn scan_remembered(&self, value: &[u8], out: &mut Vec<u64>) {
-        remembered(self.id, self.words, value, out, |v, o| self.scan(v, o));
+    /// [`GlobalFilter::scan`], remembered per thread (see [`remembered`])
+    /// with what the group chains' functions do to the value.
+    pub fn scan_remembered(&self, value: &[u8], out: &mut Vec<u64>) -> Option<ValueFacts> {
+        remembered(
+            self.id,
+            self.words,
+            value,
+            out,
+            |v, o| self.scan(v, o),
+            |v| ValueFacts::of(v, &self.transforms),
+        )
     }
 
     /// Append `words` words: bit `gword * 64 + slot` set when a literal of
@@ -331,7 +376,14 @@ impl GroupFilter {
 
     /// [`GroupFilter::scan`], remembered per thread (see [`remembered`]).
     pub fn scan_remembered(&self, value: &[u8], out: &mut Vec<u64>) {
-        remembered(self.id, self.words(), value, out, |v, o| self.scan(v, o));
+        remembered(
+            self.id,
+            self.words(),
+            value,
+            out,
+            |v, o| self.scan(v, o),
+            |_| ValueFacts::default(),
+        );
     }
 
     pub fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
@@ -463,12 +515,19 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     }
     // A contiguous NFA too: a full DFA over every group's literals took
     // ~80 MB more memory and longer to build, for no measurable scan speed-up.
+    let mut functions: Vec<Transform> = Vec::new();
+    for (t, _) in pending.iter().flat_map(|p| &p.transforms) {
+        if !functions.iter().any(|f| f.code() == t.code()) {
+            functions.push(t.clone());
+        }
+    }
     let global = build_ac(&glits).map(|ac| {
         Arc::new(GlobalFilter {
             ac,
             pat_bit: gbits,
             words,
             id: next_filter_id(),
+            transforms: functions,
         })
     });
     let mut groups: Vec<(u32, GroupFilter)> = pending
@@ -517,6 +576,43 @@ mod tests {
             pat_bit: (0..lits.len() as u32).collect(),
             words: lits.len().div_ceil(64),
             id: next_filter_id(),
+            transforms: ["lowercase", "urlDecodeUni", "removeWhitespace", "none"]
+                .iter()
+                .map(|n| Transform::from_name(n).unwrap())
+                .collect(),
+        }
+    }
+
+    /// A remembered value comes back with what each function does to it,
+    /// as applying the functions says; a value seen once comes back with
+    /// nothing known.
+    #[test]
+    fn remembered_values_carry_what_the_functions_do() {
+        let g = global(&["union"]);
+        let bit = |n: &str| 1u64 << (Transform::from_name(n).unwrap().code() & 63);
+        let cases: [(&[u8], &[&str]); 3] = [
+            (
+                b"plain-text-value-1",
+                &["lowercase", "urlDecodeUni", "removeWhitespace", "none"],
+            ),
+            (b"Mixed Case%20value-2", &["none"]),
+            (b"a b-3", &["lowercase", "urlDecodeUni", "none"]),
+        ];
+        for (v, same) in cases {
+            let mut out = Vec::new();
+            assert_eq!(
+                g.scan_remembered(v, &mut out),
+                None,
+                "first sighting of {v:?}"
+            );
+            for _ in 0..2 {
+                let f = g.scan_remembered(v, &mut out).expect("remembered");
+                let want: u64 = same.iter().map(|n| bit(n)).sum();
+                assert_eq!(f.same, want, "{v:?}");
+                let all =
+                    bit("lowercase") | bit("urlDecodeUni") | bit("removeWhitespace") | bit("none");
+                assert_eq!(f.changes, all & !want, "{v:?}");
+            }
         }
     }
 

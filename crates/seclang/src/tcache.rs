@@ -312,7 +312,11 @@ impl TCache {
         };
         if rec.goff == NO_SCAN {
             rec.goff = self.bits.len() as u32;
-            gf.scan_remembered(v, &mut self.bits);
+            // A value seen before comes with what each function does to it.
+            if let Some(f) = gf.scan_remembered(v, &mut self.bits) {
+                rec.same |= f.same;
+                rec.changes |= f.changes;
+            }
         }
         Some((rec.goff as usize, rec.same))
     }

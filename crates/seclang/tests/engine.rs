@@ -724,3 +724,29 @@ SecRule ARGS_NAMES "@rx ^(l)" "id:3,phase:2,pass,nolog,capture,setvar:tx.third=%
     assert_eq!(tx.tx_var("second").as_deref(), Some("REQUEST_METHOD=GET"));
     assert_eq!(tx.tx_var("third").as_deref(), Some("ARGS_NAMES:l=l/l/"));
 }
+
+/// A value seen in earlier transactions on this thread is remembered with
+/// what each transformation does to it; rules still see it transformed,
+/// and a value that transformations leave alone still matches untransformed.
+#[test]
+fn repeated_values_match_as_fresh_ones_do() {
+    let conf = r#"SecRuleEngine On
+SecRule REQUEST_HEADERS:X-A "@contains union select" "id:1,phase:1,t:none,t:urlDecodeUni,t:lowercase,deny,status:403"
+SecRule REQUEST_HEADERS:X-B "@contains plain" "id:2,phase:1,t:none,t:urlDecodeUni,t:lowercase,pass,nolog,setvar:tx.b=1"
+"#;
+    // One rule set for all rounds: values are remembered per rule set.
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let run = |x_a: &str| {
+        let head = req("/", &[("X-A", x_a), ("X-B", "plain")]);
+        let mut tx = Transaction::new(rs.clone(), &head, "uid".into());
+        let iv = tx.process_request_headers();
+        (tx, iv)
+    };
+    for round in 0..4 {
+        let (_, iv) = run("UNION%20SeLeCt");
+        assert_eq!(iv.map(|i| i.status), Some(403), "round {round}");
+        let (tx, iv) = run("union/select");
+        assert!(iv.is_none(), "round {round}");
+        assert_eq!(tx.tx_var("b").as_deref(), Some("1"), "round {round}");
+    }
+}
