@@ -518,7 +518,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     let mut functions: Vec<Transform> = Vec::new();
     for (t, _) in pending.iter().flat_map(|p| &p.transforms) {
         if !functions.iter().any(|f| f.code() == t.code()) {
-            functions.push(t.clone());
+            functions.push(*t);
         }
     }
     let global = build_ac(&glits).map(|ac| {
