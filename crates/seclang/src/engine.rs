@@ -450,6 +450,8 @@ impl Engine<'_> {
             if rule.multi_match && !rule.transforms.is_empty() {
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
                 let mut changed = true;
+                // Functions known to leave the original value as it is.
+                let mut same = self.cache.same_mask(it);
                 for k in 0..=rule.transforms.len() {
                     // The literal prefilter holds for any value, so for each step's value too.
                     if changed && rule.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&v)) {
@@ -469,10 +471,16 @@ impl Engine<'_> {
                     let Some((t, _)) = rule.transforms.get(k) else {
                         break;
                     };
+                    if same & 1u64 << (t.code() & 63) != 0 {
+                        changed = false;
+                        continue;
+                    }
                     match t.apply(&v) {
                         Some(nv) => {
                             v = Cow::Owned(nv);
                             changed = true;
+                            // What is known is about the original value only.
+                            same = 0;
                         }
                         None => changed = false,
                     }

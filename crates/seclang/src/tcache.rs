@@ -321,6 +321,18 @@ impl TCache {
         Some((rec.goff as usize, rec.same))
     }
 
+    /// The functions (bits by [`Transform::code`]) known to leave the
+    /// item's original value unchanged (0 when nothing is known).
+    pub fn same_mask(&self, it: &Item<'_>) -> u64 {
+        if !it.stable {
+            return 0;
+        }
+        let v: &[u8] = &it.value;
+        self.items
+            .get(&(v.as_ptr() as usize, v.len()))
+            .map_or(0, |r| r.same)
+    }
+
     pub fn set_union(&mut self, gid: u32, acc: &[u64]) {
         let off = self.bits.len();
         self.bits.extend_from_slice(acc);

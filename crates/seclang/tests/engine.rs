@@ -750,3 +750,18 @@ SecRule REQUEST_HEADERS:X-B "@contains plain" "id:2,phase:1,t:none,t:urlDecodeUn
         assert_eq!(tx.tx_var("b").as_deref(), Some("1"), "round {round}");
     }
 }
+
+/// multiMatch skips functions known to leave the original value as it is,
+/// but only until a function changes it: `%41` is left alone by
+/// t:lowercase, its decoded form `A` is not.
+#[test]
+fn multi_match_knowledge_of_the_original_stops_at_the_first_change() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS:x "@contains zzz" "id:1,phase:1,t:none,t:lowercase,pass,nolog"
+SecRule ARGS:x "@streq a" "id:2,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch,deny,status:403"
+"#;
+    let (_, iv) = go(conf, "/?x=%2541", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403));
+    let (_, iv) = go(conf, "/?x=%2542", &[], b"");
+    assert!(iv.is_none());
+}
