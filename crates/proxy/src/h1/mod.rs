@@ -271,7 +271,7 @@ async fn write_answer<W: AsyncWrite + Unpin>(
     if !is_head {
         if let (Some(n), false) = (exact, status == 204 || status == 304 || status < 200) {
             out.extend_from_slice(b"content-length: ");
-            push_decimal(&mut out, n);
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -324,21 +324,6 @@ async fn write_answer<W: AsyncWrite + Unpin>(
     }
     w.write_all(&out).await?;
     w.flush().await
-}
-
-/// Append `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[allow(dead_code)]
