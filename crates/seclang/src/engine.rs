@@ -113,11 +113,12 @@ impl Hits {
     }
 
     /// Drop what a pooled list should not keep: entries beyond `max` and
-    /// any with a large value.
-    pub(crate) fn trim(&mut self, max: usize, max_value: usize) {
+    /// any with a large name or value.
+    pub(crate) fn trim(&mut self, max: usize, max_bytes: usize) {
         self.len = 0;
         self.list.truncate(max);
-        self.list.retain(|h| h.value.capacity() <= max_value);
+        self.list
+            .retain(|h| h.value.capacity() <= max_bytes && h.name.capacity() <= max_bytes);
     }
 
     pub(crate) fn into_vec(mut self) -> Vec<Hit> {
