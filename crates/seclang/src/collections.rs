@@ -109,19 +109,34 @@ impl Collection {
     }
 
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        *self.value_mut(key) = value;
+        *self.slot(key, false) = value;
+    }
+
+    /// Set `key` to a copy of `value`, into the buffer this layer already
+    /// has for the key when there is one (one lookup, no new allocation).
+    pub fn assign(&mut self, key: &str, value: &[u8]) {
+        let slot = self.slot(key, false);
+        slot.clear();
+        slot.extend_from_slice(value);
     }
 
     /// This layer's value for `key`, to change in place (one lookup, and
     /// its buffer reused). A key only the base has starts as a copy of the
     /// base's value; a new key starts empty.
     pub fn value_mut(&mut self, key: &str) -> &mut Vec<u8> {
+        self.slot(key, true)
+    }
+
+    /// This layer's entry for `key`, created when absent: from the base's
+    /// value when `from_base` (to be updated), else empty (to be replaced).
+    fn slot(&mut self, key: &str, from_base: bool) -> &mut Vec<u8> {
         let k = Key::new(key);
         let i = match self.own(&k) {
             Some(i) => i,
             None => {
                 let replaces = self.in_base(&k);
                 let start = replaces
+                    .filter(|_| from_base)
                     .and_then(|b| self.base.as_ref()?.items.get(b))
                     .map(|e| e.1.clone())
                     .unwrap_or_default();
@@ -216,6 +231,26 @@ mod tests {
         c.set("baz", b"4".to_vec());
         let keys: Vec<&str> = c.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["bar", "baz"]);
+    }
+
+    #[test]
+    fn assigned_values_replace_a_base_value_in_its_place() {
+        let mut base = Collection::default();
+        base.set("score", b"5".to_vec());
+        base.set("other", b"x".to_vec());
+        let mut c = Collection::layered(Arc::new(base));
+        c.assign("Score", b"12");
+        c.assign("score", b"3");
+        c.assign("new", b"n");
+        let all: Vec<(&str, &[u8])> = c.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("score", &b"3"[..]),
+                ("other", &b"x"[..]),
+                ("new", &b"n"[..])
+            ]
+        );
     }
 
     #[test]

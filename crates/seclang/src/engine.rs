@@ -325,9 +325,7 @@ impl Engine<'_> {
                     // TX:0-9 hold this match's groups; slots it has no group for are cleared.
                     let n = h.caps.len().min(10);
                     for (i, c) in h.caps.iter().enumerate().take(10) {
-                        let slot = self.st.tx.value_mut(CAPTURE_KEYS[i]);
-                        slot.clear();
-                        slot.extend_from_slice(c);
+                        self.st.tx.assign(CAPTURE_KEYS[i], c);
                     }
                     // Only slots an earlier capture filled can need clearing.
                     let filled = self.st.captures_set.max(n);
@@ -472,7 +470,7 @@ impl Engine<'_> {
                     let Some((t, _)) = rule.transforms.get(k) else {
                         break;
                     };
-                    if same & 1u64 << (t.code() & 63) != 0 {
+                    if same & t.bit() != 0 {
                         changed = false;
                         continue;
                     }
@@ -657,9 +655,7 @@ impl Engine<'_> {
                     SetVarOp::Set(v) => {
                         let v = v.expand(self.st);
                         if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
-                            let slot = c.value_mut(&key);
-                            slot.clear();
-                            slot.extend_from_slice(&v);
+                            c.assign(&key, &v);
                         }
                     }
                     SetVarOp::Add(v) | SetVarOp::Sub(v) => {

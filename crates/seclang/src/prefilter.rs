@@ -222,11 +222,10 @@ impl ValueFacts {
     pub fn of(value: &[u8], transforms: &[Transform]) -> ValueFacts {
         let mut f = ValueFacts::default();
         for t in transforms {
-            let b = 1u64 << (t.code() & 63);
             if t.apply(value).is_some() {
-                f.changes |= b;
+                f.changes |= t.bit();
             } else {
-                f.same |= b;
+                f.same |= t.bit();
             }
         }
         f
@@ -237,9 +236,9 @@ impl ValueFacts {
 #[derive(Default)]
 struct ScanMemo {
     /// (filter id, value) -> where its scan's non-zero words are in
-    /// `words`. Values are request data, so the map's hasher is seeded at
+    /// `words`, and the [`ValueFacts`] the filter asked to remember with
+    /// it. Values are request data, so the map's hasher is seeded at
     /// random per process (no crafted collisions).
-    /// With it, what [`ValueFacts`] the caller asked to remember.
     index: HashMap<Box<[u8]>, (u32, u32, ValueFacts), foldhash::fast::RandomState>,
     /// (word index, word) pairs: a scan is mostly zero words.
     words: Vec<(u32, u64)>,
@@ -517,7 +516,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     // ~80 MB more memory and longer to build, for no measurable scan speed-up.
     let mut functions: Vec<Transform> = Vec::new();
     for (t, _) in pending.iter().flat_map(|p| &p.transforms) {
-        if !functions.iter().any(|f| f.code() == t.code()) {
+        if !functions.iter().any(|f| f.bit() == t.bit()) {
             functions.push(*t);
         }
     }
@@ -543,9 +542,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 ..
             } = p;
             let ac = build_ac(&lits);
-            let chain_mask = transforms
-                .iter()
-                .fold(0u64, |m, (t, _)| m | 1u64 << (t.code() & 63));
+            let chain_mask = transforms.iter().fold(0u64, |m, (t, _)| m | t.bit());
             (
                 gid,
                 GroupFilter {
@@ -589,7 +586,7 @@ mod tests {
     #[test]
     fn remembered_values_carry_what_the_functions_do() {
         let g = global(&["union"]);
-        let bit = |n: &str| 1u64 << (Transform::from_name(n).unwrap().code() & 63);
+        let bit = |n: &str| Transform::from_name(n).unwrap().bit();
         let cases: [(&[u8], &[&str]); 3] = [
             (
                 b"plain-text-value-1",

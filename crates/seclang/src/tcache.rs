@@ -474,7 +474,7 @@ fn unchanged_prefix(
     transforms: &[(Transform, u32)],
 ) -> (usize, Option<Vec<u8>>) {
     for (j, (t, _)) in transforms.iter().enumerate() {
-        let b = 1u64 << (t.code() & 63);
+        let b = t.bit();
         if rec.same & b != 0 {
             continue;
         }

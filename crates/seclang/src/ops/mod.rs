@@ -23,10 +23,11 @@ impl Transform {
         self.0.apply(v)
     }
 
-    /// A distinct number below 64 per transformation function.
+    /// The function's bit in a per-value set of functions (one distinct
+    /// bit per transformation function: there are fewer than 64).
     #[inline]
-    pub fn code(&self) -> u8 {
-        self.0.code()
+    pub fn bit(&self) -> u64 {
+        1 << (self.0.code() & 63)
     }
 }
 
