@@ -267,12 +267,18 @@ impl Engine<'_> {
         let mut accs = cache.target_unions_buf();
         accs.clear();
         accs.resize(plan.words, 0);
-        for (t, gids) in &plan.targets {
+        for (i, (t, gids)) in plan.targets.iter().enumerate() {
             items.clear();
             variables::generate(t, st, &mut items);
-            for it in &items {
-                cache.union_item(it, gids, &rs.groups, plan.global.as_deref(), &mut accs);
-            }
+            let tm = plan.merged.get(i).copied().unwrap_or_default();
+            cache.union_target(
+                &items,
+                gids,
+                tm,
+                &rs.groups,
+                plan.global.as_deref(),
+                &mut accs,
+            );
         }
         let mut union = Vec::new();
         for (gid, offs) in &plan.groups {

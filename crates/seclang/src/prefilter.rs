@@ -98,10 +98,47 @@ pub struct UnionPlan {
     /// Distinct targets, each with the groups that read it (each with the
     /// offset of that (target, group) pair's words in the accumulator).
     pub targets: Vec<(Target, Vec<PlanGroup>)>,
+    /// Per target, what its values' merged scans give its groups.
+    pub merged: Vec<TargetMerge>,
     /// The phase's groups, with the offsets of their per-target words.
     pub groups: Vec<(u32, Vec<u32>)>,
     pub words: usize,
     pub global: Option<Arc<GlobalFilter>>,
+}
+
+/// The part of a merged scan a target's groups read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TargetMerge {
+    /// The functions of all the groups' chains, when every group has its
+    /// bits in the merged scan: a value all of them leave unchanged gives
+    /// each group the bits of its merged scan, and nothing else.
+    pub all_mask: Option<u64>,
+    /// The words of the merged scan the groups read: `lo..hi`.
+    pub lo: u32,
+    pub hi: u32,
+}
+
+impl TargetMerge {
+    fn of(pgs: &[PlanGroup]) -> TargetMerge {
+        let mut m = TargetMerge {
+            all_mask: Some(0),
+            lo: u32::MAX,
+            hi: 0,
+        };
+        for pg in pgs {
+            if pg.gword == u32::MAX {
+                m.all_mask = None;
+                continue;
+            }
+            m.all_mask = m.all_mask.map(|a| a | pg.chain_mask);
+            m.lo = m.lo.min(pg.gword);
+            m.hi = m.hi.max(pg.gword + pg.words);
+        }
+        if m.lo > m.hi {
+            m.lo = 0;
+        }
+        m
+    }
 }
 
 /// What the union pass needs of a group, kept small for its inner loop.
@@ -180,6 +217,11 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
             }
             r.target_unions = offs;
         }
+        plan.merged = plan
+            .targets
+            .iter()
+            .map(|(_, pgs)| TargetMerge::of(pgs))
+            .collect();
     }
     plans
 }

@@ -7,7 +7,7 @@
 
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
-use crate::prefilter::{bit, GlobalFilter, GroupFilter, PlanGroup};
+use crate::prefilter::{bit, GlobalFilter, GroupFilter, PlanGroup, TargetMerge};
 use crate::variables::Item;
 use std::collections::hash_map::Entry;
 use std::ops::Deref;
@@ -46,6 +46,8 @@ struct ItemRec {
     changes: u64,
     /// Offset in `bits` of the merged scan of the untransformed value ([`NO_SCAN`]: not yet).
     goff: u32,
+    /// The merged scan found no literal of any group.
+    zero: bool,
 }
 
 const NO_SCAN: u32 = u32::MAX;
@@ -56,6 +58,7 @@ impl Default for ItemRec {
             same: 0,
             changes: 0,
             goff: NO_SCAN,
+            zero: false,
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct TCache {
     /// (value address, length) -> which transformation functions leave
     /// the original value unchanged, and which change it.
     items: FxHashMap<(usize, usize), ItemRec>,
+    /// The union pass's OR of one target's merged scans (kept for its allocation).
+    merged_buf: Vec<u64>,
     /// Values a prefix transformed (prefixes past the value's first change only).
     map: FxHashMap<Key, Arc<[u8]>>,
     /// (value address, length, prefilter group) -> offset of the group's
@@ -173,7 +178,7 @@ impl TCache {
                 return Some(off as usize + g.gword);
             }
         }
-        let (goff, _) = self.merged_scan(it, gf)?;
+        let (goff, _, _) = self.merged_scan(it, gf)?;
         self.last = Some((ik, goff as u32));
         Some(goff + g.gword)
     }
@@ -233,50 +238,96 @@ impl TCache {
         }
     }
 
-    /// Add one item to the unions of the groups `pgs` (their words in
-    /// `accs`). The value is looked up once; for each group whose
-    /// transformations all leave it unchanged, its bits come straight from
-    /// the value's merged scan.
-    pub fn union_item(
+    /// Add a target's items to the unions of the groups `pgs` that read it
+    /// (their words in `accs`). Each value is looked up once. The merged
+    /// scans of the values are ORed into one block, and a group takes its
+    /// bits from that block; a group whose chain changes a value also gets
+    /// the bits of the transformed value. Taking the original's bits too
+    /// makes the union a superset at worst, which is sound (a rule that
+    /// might match is evaluated), and a value's literals rarely vanish
+    /// under decoding or lower-casing.
+    pub fn union_target(
         &mut self,
-        it: &Item<'_>,
+        items: &[Item<'_>],
         pgs: &[PlanGroup],
+        tm: TargetMerge,
         groups: &[GroupFilter],
         global: Option<&GlobalFilter>,
         accs: &mut [u64],
     ) {
-        let mut known = match (global, it.stable) {
-            (Some(gf), true) => self.merged_scan(it, gf),
-            _ => None,
-        };
-        for pg in pgs {
-            let (off, words) = (pg.acc as usize, pg.words as usize);
-            let Some(acc) = accs.get_mut(off..off + words) else {
+        let (lo, hi) = (tm.lo as usize, tm.hi as usize);
+        let mut merged = std::mem::take(&mut self.merged_buf);
+        merged.clear();
+        merged.resize(hi - lo, 0);
+        for it in items {
+            let known = match (global, it.stable) {
+                (Some(gf), true) => self.merged_scan(it, gf),
+                _ => None,
+            };
+            let Some((goff, mut same, zero)) = known else {
+                for pg in pgs {
+                    self.union_transformed(it, pg, groups, accs);
+                }
                 continue;
             };
-            if let (Some((goff, mut same)), true) = (known, pg.gword != u32::MAX) {
-                if same & pg.chain_mask != pg.chain_mask {
-                    if let Some(g) = groups.get(pg.gid as usize) {
-                        same = self.learn(it, &g.transforms);
-                    }
-                    known = Some((goff, same));
-                }
-                if same & pg.chain_mask == pg.chain_mask {
-                    let from = goff + pg.gword as usize;
-                    if let Some(src) = self.bits.get(from..from + words) {
-                        for (a, b) in acc.iter_mut().zip(src) {
-                            *a |= b;
-                        }
-                        continue;
+            if !zero {
+                if let Some(src) = self.bits.get(goff + lo..goff + hi) {
+                    for (a, b) in merged.iter_mut().zip(src) {
+                        *a |= b;
                     }
                 }
             }
-            let Some(g) = groups.get(pg.gid as usize) else {
+            if tm.all_mask.is_some_and(|m| same & m == m) {
                 continue;
-            };
-            let v = self.transformed(it, &g.transforms);
-            self.or_item_bits(it, pg.gid, g, &v, acc);
+            }
+            for pg in pgs {
+                if pg.gword != u32::MAX {
+                    if same & pg.chain_mask != pg.chain_mask {
+                        if let Some(g) = groups.get(pg.gid as usize) {
+                            same = self.learn(it, &g.transforms);
+                        }
+                    }
+                    if same & pg.chain_mask == pg.chain_mask {
+                        continue;
+                    }
+                }
+                self.union_transformed(it, pg, groups, accs);
+            }
         }
+        // Nothing found in any value: the groups' words stay as they are.
+        if merged.is_empty() || merged.iter().any(|&w| w != 0) {
+            for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX) {
+                let (off, words) = (pg.acc as usize, pg.words as usize);
+                let from = (pg.gword as usize).saturating_sub(lo);
+                let Some(acc) = accs.get_mut(off..off + words) else {
+                    continue;
+                };
+                match merged.get(from..from + words) {
+                    Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
+                    // Not in the span (a plan without its merge data): "may match".
+                    None => acc.fill(u64::MAX),
+                }
+            }
+        }
+        self.merged_buf = merged;
+    }
+
+    /// OR the bits of the item's value transformed by the group's chain into
+    /// the group's words.
+    fn union_transformed(
+        &mut self,
+        it: &Item<'_>,
+        pg: &PlanGroup,
+        groups: &[GroupFilter],
+        accs: &mut [u64],
+    ) {
+        let (off, words) = (pg.acc as usize, pg.words as usize);
+        let (Some(acc), Some(g)) = (accs.get_mut(off..off + words), groups.get(pg.gid as usize))
+        else {
+            return;
+        };
+        let v = self.transformed(it, &g.transforms);
+        self.or_item_bits(it, pg.gid, g, &v, acc);
     }
 
     /// Try the chain's functions not yet tried on the item's original value,
@@ -299,9 +350,9 @@ impl TCache {
         same
     }
 
-    /// The offset of the item's merged scan (scanning it now if needed) and
-    /// the functions known to leave it unchanged.
-    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<(usize, u64)> {
+    /// The offset of the item's merged scan (scanning it now if needed), the
+    /// functions known to leave it unchanged, and whether the scan found nothing.
+    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<(usize, u64, bool)> {
         let v: &[u8] = &it.value;
         let ik = (v.as_ptr() as usize, v.len());
         let full = self.items.len() >= MAX_ENTRIES;
@@ -317,8 +368,12 @@ impl TCache {
                 rec.same |= f.same;
                 rec.changes |= f.changes;
             }
+            rec.zero = self
+                .bits
+                .get(rec.goff as usize..)
+                .is_some_and(|b| b.iter().all(|&w| w == 0));
         }
-        Some((rec.goff as usize, rec.same))
+        Some((rec.goff as usize, rec.same, rec.zero))
     }
 
     /// The functions (bits by [`Transform::code`]) known to leave the

@@ -765,3 +765,40 @@ SecRule ARGS:x "@streq a" "id:2,phase:1,t:none,t:urlDecode,t:lowercase,multiMatc
     let (_, iv) = go(conf, "/?x=%2542", &[], b"");
     assert!(iv.is_none());
 }
+
+/// The union pass reads one target for several groups (one per chain) from
+/// the ORed merged scans of its values, plus the transformed values a chain
+/// changes: each rule still sees exactly the values that hold its literal,
+/// whether found in the original or only after its functions.
+#[test]
+fn one_target_read_by_several_chains_finds_each_rules_values() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS "@contains plain" "id:1,phase:1,t:none,pass,nolog,setvar:tx.a=1"
+SecRule ARGS "@contains union select" "id:2,phase:1,t:none,t:urlDecodeUni,t:lowercase,pass,nolog,setvar:tx.b=1"
+SecRule ARGS "@contains drop" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar:tx.c=1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let run = |uri: &str| {
+        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+        assert!(tx.process_request_headers().is_none());
+        ["a", "b", "c"].map(|v| tx.tx_var(v).is_some())
+    };
+    // Several rounds: from the second sighting on, values are remembered.
+    for round in 0..4 {
+        let r = round.to_string();
+        assert_eq!(run("/?x=plain&y=1"), [true, false, false], "round {r}");
+        assert_eq!(
+            run("/?x=UNION%2520SeLeCt"),
+            [false, true, false],
+            "round {r}"
+        );
+        assert_eq!(run("/?x=DROP"), [false, false, true], "round {r}");
+        assert_eq!(run("/?x=drop&y=1"), [false, false, true], "round {r}");
+        assert_eq!(
+            run("/?q=1&x=plain&y=UNION%2520select&z=Drop"),
+            [true, true, true],
+            "round {r}"
+        );
+        assert_eq!(run("/?x=other&y=2"), [false, false, false], "round {r}");
+    }
+}
