@@ -468,8 +468,14 @@ impl Lexer<'_> {
                     self.pos += n;
                 }
                 _ => {
-                    out.push(c);
-                    self.pos += 1;
+                    // A run of plain ASCII is copied at once.
+                    let rest = &self.s[self.pos..];
+                    let n = rest
+                        .iter()
+                        .position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f | 0x80..))
+                        .unwrap_or(rest.len());
+                    out.extend_from_slice(&rest[..n]);
+                    self.pos += n;
                 }
             }
         }

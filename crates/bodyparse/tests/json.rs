@@ -184,3 +184,18 @@ fn arguments_limit() {
     assert_eq!(parse_with(b"[1,2]", &cfg).unwrap().len(), 2);
     assert_eq!(parse_with(b"[1,2,3]", &cfg), Err(JsonError::TooManyArgs));
 }
+
+/// Plain runs inside strings are copied whole; what ends a run (a quote, an
+/// escape, a control byte, a non-ASCII byte, the end of input) is still
+/// handled on its own.
+#[test]
+fn plain_runs_end_where_they_must() {
+    let v = parse(b"[\"abc def\\\\ghi\\u0041jkl\xc3\xa9mno\"]").unwrap();
+    assert_eq!(v[0].1, "abc def\\ghiAjkl\u{e9}mno".as_bytes());
+    assert!(matches!(
+        parse(b"[\"abc\x01def\"]"),
+        Err(JsonError::Lexical { offset: 5, .. })
+    ));
+    assert!(parse(b"[\"abc def").is_err());
+    assert!(parse(b"[\"abc\xffdef\"]").is_err());
+}

@@ -459,10 +459,10 @@ pub fn utf8_to_unicode(v: &[u8]) -> Vec<u8> {
 }
 
 pub fn remove_whitespace(v: &[u8]) -> Vec<u8> {
-    v.iter()
-        .copied()
-        .filter(|&b| !(is_space(b) || b == NBSP))
-        .collect()
+    // Sized up front: a filtered iterator's collect grows the buffer step by step.
+    let mut o = Vec::with_capacity(v.len());
+    o.extend(v.iter().copied().filter(|&b| !(is_space(b) || b == NBSP)));
+    o
 }
 
 pub fn compress_whitespace(v: &[u8]) -> Vec<u8> {
@@ -1036,7 +1036,9 @@ impl Transform {
                 if !v.contains(&0) {
                     return None;
                 }
-                v.iter().copied().filter(|&b| b != 0).collect()
+                let mut o = Vec::with_capacity(v.len());
+                o.extend(v.iter().copied().filter(|&b| b != 0));
+                o
             }
             T::ReplaceNulls => {
                 if !v.contains(&0) {
