@@ -67,10 +67,15 @@ impl Prefilter {
 /// merged: one scan of a transformed value answers "may match" for all of
 /// them at once (a bit per rule), instead of one scan per rule.
 pub struct GroupFilter {
-    /// `None` when the merged automaton could not be built: every rule may match.
+    /// The group's literals of two bytes or more (and rare single bytes);
+    /// `None` when it has none.
     ac: Option<AhoCorasick>,
+    /// The automaton could not be built: every rule may match.
+    failed: bool,
     /// Pattern index -> slot of the rule it came from.
     pat_slot: Vec<u32>,
+    /// Rules' common single-byte literals, by slot.
+    bytes: ByteSlots,
     slots: usize,
     /// The group's transformation chain (shared by all its rules).
     pub transforms: Vec<(Transform, u32)>,
@@ -230,6 +235,8 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
 pub struct GlobalFilter {
     ac: AhoCorasick,
     pat_bit: Vec<u32>,
+    /// Rules' single-byte literals, by bit (see [`ByteSlots`]).
+    bytes: ByteSlots,
     words: usize,
     /// Distinct per filter ever built in the process: what a thread's
     /// remembered scans belong to (an address could be reused).
@@ -397,6 +404,7 @@ impl GlobalFilter {
             let b = self.pat_bit[m.pattern().as_usize()] as usize;
             out[b / 64] |= 1 << (b % 64);
         }
+        self.bytes.scan(value, out);
     }
 }
 
@@ -430,15 +438,18 @@ impl GroupFilter {
     pub fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
         let words = self.slots.div_ceil(64);
         let base = out.len();
-        let Some(ac) = &self.ac else {
+        if self.failed {
             out.resize(base + words, u64::MAX);
             return;
-        };
-        out.resize(base + words, 0);
-        for m in ac.find_overlapping_iter(value) {
-            let s = self.pat_slot[m.pattern().as_usize()] as usize;
-            out[base + s / 64] |= 1 << (s % 64);
         }
+        out.resize(base + words, 0);
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(value) {
+                let s = self.pat_slot[m.pattern().as_usize()] as usize;
+                out[base + s / 64] |= 1 << (s % 64);
+            }
+        }
+        self.bytes.scan(value, &mut out[base..]);
     }
 }
 
@@ -482,11 +493,65 @@ fn groupable_literal(l: &[u8]) -> bool {
     }
 }
 
+/// A set of byte values.
+type ByteSet = [u64; 4];
+
+fn byte_set(v: &[u8]) -> ByteSet {
+    let mut s = [0u64; 4];
+    for &b in v {
+        s[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+    s
+}
+
+/// Rules' common single-byte literals (letters, digits, separators): an
+/// overlapping scan would report them at most positions of every value, so
+/// a value's set of bytes is taken once and met with each rule's set.
+#[derive(Default)]
+struct ByteSlots {
+    /// (bit or slot to set, the rule's bytes in both cases).
+    slots: Vec<(u32, ByteSet)>,
+}
+
+impl ByteSlots {
+    fn add(&mut self, slot: u32, lits: &[Vec<u8>]) {
+        let mut set = [0u64; 4];
+        for l in lits.iter().filter(|l| !groupable_literal(l)) {
+            for b in l
+                .iter()
+                .flat_map(|b| [b.to_ascii_lowercase(), b.to_ascii_uppercase()])
+            {
+                set[usize::from(b >> 6)] |= 1 << (b & 63);
+            }
+        }
+        if set != [0; 4] {
+            self.slots.push((slot, set));
+        }
+    }
+
+    /// Set the bit of each rule whose bytes occur in `value`.
+    fn scan(&self, value: &[u8], out: &mut [u64]) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let have = byte_set(value);
+        for (bit, set) in &self.slots {
+            if set.iter().zip(&have).any(|(a, b)| a & b != 0) {
+                if let Some(w) = out.get_mut(*bit as usize / 64) {
+                    *w |= 1 << (bit % 64);
+                }
+            }
+        }
+    }
+}
+
 /// A group being collected.
 struct Pending {
     gid: u32,
+    /// Literals for the automaton (see [`groupable_literal`]).
     lits: Vec<Vec<u8>>,
     pat_slot: Vec<u32>,
+    bytes: ByteSlots,
     slots: u32,
     transforms: Vec<(Transform, u32)>,
 }
@@ -503,14 +568,9 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             let mut cur: Option<&mut Rule> = Some(r);
             let mut starter = true;
             while let Some(rule) = cur {
-                // Rules with very short literals would match nearly every value
-                // and flood the merged overlapping scan; they keep their own
-                // (first-match) prefilter instead.
-                let groupable = rule
-                    .prefilter
-                    .as_ref()
-                    .is_some_and(|pf| pf.lits.iter().all(|l| groupable_literal(l)));
-                if let (Some(pf), false, true) = (&rule.prefilter, rule.multi_match, groupable) {
+                // Common single-byte literals would flood the merged
+                // overlapping scan: they are met as byte sets instead.
+                if let (Some(pf), false) = (&rule.prefilter, rule.multi_match) {
                     let chain = rule.transforms.last().map(|t| t.1);
                     let g = by_chain.entry(chain).or_insert_with(|| {
                         next_gid += 1;
@@ -518,16 +578,18 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                             gid: next_gid - 1,
                             lits: Vec::new(),
                             pat_slot: Vec::new(),
+                            bytes: ByteSlots::default(),
                             slots: 0,
                             transforms: rule.transforms.clone(),
                         }
                     });
                     let slot = g.slots;
                     g.slots += 1;
-                    for l in &pf.lits {
+                    for l in pf.lits.iter().filter(|l| groupable_literal(l)) {
                         g.lits.push(l.clone());
                         g.pat_slot.push(slot);
                     }
+                    g.bytes.add(slot, &pf.lits);
                     rule.group = Some((g.gid, slot));
                     let stable = rule
                         .targets
@@ -544,6 +606,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     pending.sort_by_key(|p| p.gid);
     let mut glits: Vec<Vec<u8>> = Vec::new();
     let mut gbits: Vec<u32> = Vec::new();
+    let mut gbytes = ByteSlots::default();
     let mut gwords = Vec::with_capacity(pending.len());
     let mut words = 0usize;
     for p in &pending {
@@ -551,6 +614,9 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
         for (l, &slot) in p.lits.iter().zip(&p.pat_slot) {
             glits.push(l.clone());
             gbits.push((words * 64) as u32 + slot);
+        }
+        for &(slot, set) in &p.bytes.slots {
+            gbytes.slots.push(((words * 64) as u32 + slot, set));
         }
         words += (p.slots as usize).div_ceil(64);
     }
@@ -566,6 +632,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
         Arc::new(GlobalFilter {
             ac,
             pat_bit: gbits,
+            bytes: gbytes,
             words,
             id: next_filter_id(),
             transforms: functions,
@@ -579,21 +646,28 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 gid,
                 lits,
                 pat_slot,
+                bytes,
                 slots,
                 transforms,
-                ..
             } = p;
-            let ac = build_ac(&lits);
+            let ac = if lits.is_empty() {
+                None
+            } else {
+                build_ac(&lits)
+            };
+            let failed = ac.is_none() && !lits.is_empty();
             let chain_mask = transforms.iter().fold(0u64, |m, (t, _)| m | t.bit());
             (
                 gid,
                 GroupFilter {
                     id: next_filter_id(),
-                    global: ac.as_ref().and(global.clone()),
+                    global: if failed { None } else { global.clone() },
                     gword,
                     chain_mask,
                     ac,
+                    failed,
                     pat_slot,
+                    bytes,
                     slots: slots as usize,
                     transforms,
                 },
@@ -613,6 +687,7 @@ mod tests {
         GlobalFilter {
             ac: build_ac(&lits).unwrap(),
             pat_bit: (0..lits.len() as u32).collect(),
+            bytes: ByteSlots::default(),
             words: lits.len().div_ceil(64),
             id: next_filter_id(),
             transforms: ["lowercase", "urlDecodeUni", "removeWhitespace", "none"]

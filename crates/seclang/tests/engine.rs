@@ -802,3 +802,36 @@ SecRule ARGS "@contains drop" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar
         assert_eq!(run("/?x=other&y=2"), [false, false, false], "round {r}");
     }
 }
+
+/// Rules whose literals include common single bytes (a letter, `:`, `-`)
+/// join their chain's group as byte sets: a value holding one of the bytes,
+/// in either case and found before or after the rule's functions, still
+/// reaches the operator; a value holding none skips the rule.
+#[test]
+fn single_byte_literals_prefilter_as_byte_sets() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS "@contains :" "id:1,phase:1,t:none,pass,nolog,setvar:tx.a=1"
+SecRule ARGS "@rx (?i)e" "id:2,phase:1,t:none,t:urlDecodeUni,pass,nolog,setvar:tx.b=1"
+SecRule ARGS "@pm union -" "id:3,phase:1,t:none,t:urlDecodeUni,pass,nolog,setvar:tx.c=1"
+SecRule ARGS "@contains zz" "id:4,phase:1,t:none,pass,nolog,setvar:tx.d=1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let run = |uri: &str| {
+        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+        assert!(tx.process_request_headers().is_none());
+        ["a", "b", "c", "d"].map(|v| tx.tx_var(v).is_some())
+    };
+    for round in 0..4 {
+        let r = round.to_string();
+        assert_eq!(run("/?x=a%3Ab"), [true, false, false, false], "round {r}");
+        assert_eq!(run("/?x=XYZ"), [false, false, false, false], "round {r}");
+        assert_eq!(run("/?x=E"), [false, true, false, false], "round {r}");
+        assert_eq!(run("/?x=%2545"), [false, true, false, false], "round {r}");
+        assert_eq!(run("/?x=x%252Dy"), [false, false, true, false], "round {r}");
+        assert_eq!(
+            run("/?x=UNION&y=zz"),
+            [false, false, true, true],
+            "round {r}"
+        );
+    }
+}
