@@ -87,6 +87,9 @@ pub struct GroupFilter {
     pub gword: usize,
     /// Distinct per filter built (see [`remembered`]).
     id: u64,
+    /// Distinct too: what this thread remembers of the group's scans of
+    /// values transformed by its chain, keyed by the original value.
+    pub chain_id: u64,
     /// A bit per function of `transforms` (see `Transform::code`): a value
     /// every one of them leaves unchanged is its own transformed value.
     pub chain_mask: u64,
@@ -310,6 +313,89 @@ fn next_filter_id() -> u64 {
     NEXT_FILTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// What this thread's memory holds for a (filter, value).
+pub enum Memo {
+    /// The scan was appended to `out`, with the facts remembered with it.
+    Hit(ValueFacts),
+    /// Seen before but not held: the caller scans and calls [`memo_store`].
+    Store,
+    /// Too long to remember, or seen for the first time: the caller scans.
+    Miss,
+}
+
+fn memo_hash(id: u64, value: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut f = crate::fxhash::FxHasher::default();
+    f.write_u64(id);
+    f.write(value);
+    f.finish()
+}
+
+/// Look up the remembered scan of `value` by filter `id` (`words` words),
+/// appending it to `out` when held.
+pub fn memo_lookup(id: u64, words: usize, value: &[u8], out: &mut Vec<u64>) -> Memo {
+    if value.len() > MEMO_MAX_VALUE {
+        return Memo::Miss;
+    }
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return Memo::Miss;
+        };
+        let m = &mut *m;
+        if m.seen.is_empty() {
+            m.seen = vec![0; MEMO_SEEN];
+        }
+        let h = memo_hash(id, value);
+        let (slot, tag) = (h as usize & (MEMO_SEEN - 1), (h >> 32) as u32 | 1);
+        if m.seen[slot] != tag {
+            m.seen[slot] = tag;
+            return Memo::Miss;
+        }
+        // Seen before: the map's key is built only now.
+        m.key.clear();
+        m.key.extend_from_slice(&id.to_le_bytes());
+        m.key.extend_from_slice(value);
+        let Some(&(off, n, f)) = m.index.get(m.key.as_slice()) else {
+            return Memo::Store;
+        };
+        let Some(pairs) = m.words.get(off as usize..(off + n) as usize) else {
+            return Memo::Store;
+        };
+        let base = out.len();
+        out.resize(base + words, 0);
+        for &(i, w) in pairs {
+            if let Some(o) = out.get_mut(base + i as usize) {
+                *o = w;
+            }
+        }
+        Memo::Hit(f)
+    })
+}
+
+/// Remember the scan `bits` of `value` by filter `id` (after
+/// [`Memo::Store`]), with `facts`.
+pub fn memo_store(id: u64, value: &[u8], bits: &[u64], facts: ValueFacts) {
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return;
+        };
+        let m = &mut *m;
+        if m.index.len() >= MEMO_MAX_ENTRIES {
+            m.index.clear();
+            m.words.clear();
+        }
+        m.key.clear();
+        m.key.extend_from_slice(&id.to_le_bytes());
+        m.key.extend_from_slice(value);
+        let off = m.words.len() as u32;
+        let pairs = bits.iter().enumerate().filter(|(_, &w)| w != 0);
+        m.words.extend(pairs.map(|(i, &w)| (i as u32, w)));
+        let n = m.words.len() as u32 - off;
+        let key: Box<[u8]> = m.key.as_slice().into();
+        m.index.insert(key, (off, n, facts));
+    })
+}
+
 /// `scan(value, out)`, which appends `words` words and is a pure function
 /// of the value and the filter `id`, answered from this thread's memory
 /// of recent scans when it holds them. When the value is remembered, so
@@ -323,61 +409,20 @@ fn remembered(
     scan: impl Fn(&[u8], &mut Vec<u64>),
     facts: impl Fn(&[u8]) -> ValueFacts,
 ) -> Option<ValueFacts> {
-    if value.len() > MEMO_MAX_VALUE {
-        scan(value, out);
-        return None;
+    match memo_lookup(id, words, value, out) {
+        Memo::Hit(f) => Some(f),
+        Memo::Miss => {
+            scan(value, out);
+            None
+        }
+        Memo::Store => {
+            let base = out.len();
+            scan(value, out);
+            let f = facts(value);
+            memo_store(id, value, out.get(base..).unwrap_or_default(), f);
+            Some(f)
+        }
     }
-    SCAN_MEMO.with(|m| {
-        let Ok(mut m) = m.try_borrow_mut() else {
-            scan(value, out);
-            return None;
-        };
-        let m = &mut *m;
-        let h = {
-            use std::hash::Hasher;
-            let mut f = crate::fxhash::FxHasher::default();
-            f.write_u64(id);
-            f.write(value);
-            f.finish()
-        };
-        if m.seen.is_empty() {
-            m.seen = vec![0; MEMO_SEEN];
-        }
-        let (slot, tag) = (h as usize & (MEMO_SEEN - 1), (h >> 32) as u32 | 1);
-        if m.seen[slot] != tag {
-            m.seen[slot] = tag;
-            scan(value, out);
-            return None;
-        }
-        // Seen before: the map's key is built only now.
-        m.key.clear();
-        m.key.extend_from_slice(&id.to_le_bytes());
-        m.key.extend_from_slice(value);
-        let base = out.len();
-        if let Some(&(off, n, f)) = m.index.get(m.key.as_slice()) {
-            if let Some(pairs) = m.words.get(off as usize..(off + n) as usize) {
-                out.resize(base + words, 0);
-                for &(i, w) in pairs {
-                    if let Some(o) = out.get_mut(base + i as usize) {
-                        *o = w;
-                    }
-                }
-                return Some(f);
-            }
-        }
-        scan(value, out);
-        if m.index.len() >= MEMO_MAX_ENTRIES {
-            m.index.clear();
-            m.words.clear();
-        }
-        let off = m.words.len() as u32;
-        let pairs = out[base..].iter().enumerate().filter(|(_, &w)| w != 0);
-        m.words.extend(pairs.map(|(i, &w)| (i as u32, w)));
-        let n = m.words.len() as u32 - off;
-        let f = facts(value);
-        m.index.insert(m.key.as_slice().into(), (off, n, f));
-        Some(f)
-    })
 }
 
 impl GlobalFilter {
@@ -661,6 +706,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 gid,
                 GroupFilter {
                     id: next_filter_id(),
+                    chain_id: next_filter_id(),
                     global: if failed { None } else { global.clone() },
                     gword,
                     chain_mask,

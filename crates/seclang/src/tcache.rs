@@ -7,7 +7,10 @@
 
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
-use crate::prefilter::{bit, GlobalFilter, GroupFilter, PlanGroup, TargetMerge};
+use crate::prefilter::{
+    bit, memo_lookup, memo_store, GlobalFilter, GroupFilter, Memo, PlanGroup, TargetMerge,
+    ValueFacts,
+};
 use crate::variables::Item;
 use std::collections::hash_map::Entry;
 use std::ops::Deref;
@@ -326,8 +329,55 @@ impl TCache {
         else {
             return;
         };
-        let v = self.transformed(it, &g.transforms);
-        self.or_item_bits(it, pg.gid, g, &v, acc);
+        if !it.stable {
+            let v = self.transformed(it, &g.transforms);
+            self.or_item_bits(it, pg.gid, g, &v, acc);
+            return;
+        }
+        let key = (it.value.as_ptr() as usize, it.value.len(), pg.gid);
+        let off = match self.groups.get(&key) {
+            Some(&off) => Some(off as usize),
+            None => self.chain_scan(it, pg.gid, g),
+        };
+        match off.and_then(|o| self.bits.get(o..o + words)) {
+            Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
+            None => {
+                let v = self.transformed(it, &g.transforms);
+                self.or_item_bits(it, pg.gid, g, &v, acc);
+            }
+        }
+    }
+
+    /// The group's bits for the item's value transformed by its chain,
+    /// recorded for the item: from this thread's memory of the value when it
+    /// holds them (no transformation at all), else by transforming and
+    /// scanning, remembered when the value comes again. `None` when the
+    /// record is full.
+    fn chain_scan(&mut self, it: &Item<'_>, gid: u32, g: &GroupFilter) -> Option<usize> {
+        if self.groups.len() >= MAX_ENTRIES {
+            return None;
+        }
+        let key = (it.value.as_ptr() as usize, it.value.len(), gid);
+        let off = self.bits.len();
+        match memo_lookup(g.chain_id, g.words(), &it.value, &mut self.bits) {
+            Memo::Hit(_) => {
+                self.groups.insert(key, off as u32);
+                Some(off)
+            }
+            miss => {
+                let v = self.transformed(it, &g.transforms);
+                let off = match self.item_bits(it, gid, g, &v) {
+                    Ok(off) => off,
+                    Err(_) => return None,
+                };
+                if matches!(miss, Memo::Store) {
+                    if let Some(bits) = self.bits.get(off..off + g.words()) {
+                        memo_store(g.chain_id, &it.value, bits, ValueFacts::default());
+                    }
+                }
+                Some(off)
+            }
+        }
     }
 
     /// Try the chain's functions not yet tried on the item's original value,
