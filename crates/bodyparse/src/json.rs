@@ -81,47 +81,61 @@ impl Default for JsonConfig {
 
 /// Parses with the given settings.
 pub fn parse_with(body: &[u8], config: &JsonConfig) -> Result<Args, JsonError> {
+    let mut out = Vec::new();
+    parse_each(body, config, &mut |n, v| out.push((n.to_vec(), v.to_vec())))?;
+    Ok(out)
+}
+
+/// Parses with the given settings, handing each (name, value) to `each` in
+/// document order as it is found, from reused buffers (no allocation per
+/// value). On an error some values may have been handed over already: the
+/// caller keeps them only on `Ok`. Returns the number of values.
+pub fn parse_each(
+    body: &[u8],
+    config: &JsonConfig,
+    each: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<usize, JsonError> {
     let mut names = Names {
         prefix: None,
         key: None,
         depth: 0,
         limit: config.depth_limit,
         max_args: config.max_args,
-        out: Vec::new(),
+        count: 0,
+        name: Vec::new(),
+        each,
     };
     Lexer { s: body, pos: 0 }.run(&mut names)?;
-    Ok(names.out)
+    Ok(names.count)
 }
 
 /// ModSecurity's naming state (prefix and current key).
-struct Names {
+struct Names<'e> {
     prefix: Option<Vec<u8>>,
     key: Option<Vec<u8>>,
     depth: usize,
     limit: usize,
     max_args: Option<usize>,
-    out: Args,
+    count: usize,
+    /// The current value's full name (reused).
+    name: Vec<u8>,
+    each: &'e mut dyn FnMut(&[u8], &[u8]),
 }
 
-fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(a.len() + 1 + b.len());
-    v.extend_from_slice(a);
-    v.push(b'.');
-    v.extend_from_slice(b);
-    v
-}
-
-impl Names {
-    fn add(&mut self, value: Vec<u8>) -> Result<(), JsonError> {
-        if self.max_args.is_some_and(|max| self.out.len() >= max) {
+impl Names<'_> {
+    fn add(&mut self, value: &[u8]) -> Result<(), JsonError> {
+        if self.max_args.is_some_and(|max| self.count >= max) {
             return Err(JsonError::TooManyArgs);
         }
-        let key = self.key.get_or_insert_with(Vec::new);
-        let name = match &self.prefix {
-            Some(p) => join(p, key),
-            None => key.clone(),
-        };
-        self.out.push((name, value));
+        self.count += 1;
+        let key = self.key.as_deref().unwrap_or_default();
+        self.name.clear();
+        if let Some(p) = &self.prefix {
+            self.name.extend_from_slice(p);
+            self.name.push(b'.');
+        }
+        self.name.extend_from_slice(key);
+        (self.each)(&self.name, value);
         Ok(())
     }
 
@@ -240,8 +254,10 @@ impl Lexer<'_> {
         }
     }
 
-    fn run(&mut self, names: &mut Names) -> Result<(), JsonError> {
+    fn run(&mut self, names: &mut Names<'_>) -> Result<(), JsonError> {
         let mut stack: Vec<Frame> = Vec::new();
+        // The current string value (reused).
+        let mut text: Vec<u8> = Vec::new();
         let mut state = State::Value;
         loop {
             self.skip_ws();
@@ -274,13 +290,14 @@ impl Lexer<'_> {
                             state = State::ArrayStart;
                         }
                         b'"' => {
-                            let v = self.string()?;
-                            names.add(v)?;
+                            text.clear();
+                            self.string_into(&mut text)?;
+                            names.add(&text)?;
                             state = State::AfterValue;
                         }
                         b'-' | b'0'..=b'9' => {
                             let v = self.number()?;
-                            names.add(v.to_vec())?;
+                            names.add(v)?;
                             state = State::AfterValue;
                         }
                         b't' | b'f' | b'n' => {
@@ -296,7 +313,7 @@ impl Lexer<'_> {
                             } else {
                                 return Err(lexical("invalid string in json text", self.pos));
                             };
-                            names.add(v.to_vec())?;
+                            names.add(v)?;
                             state = State::AfterValue;
                         }
                         b']' | b'}' | b',' | b':' => {
@@ -315,7 +332,9 @@ impl Lexer<'_> {
                         names.end_map();
                         state = State::AfterValue;
                     } else if c == b'"' {
-                        let k = self.string()?;
+                        let mut k = names.key.take().unwrap_or_default();
+                        k.clear();
+                        self.string_into(&mut k)?;
                         names.map_key(k);
                         state = State::Colon;
                     } else {
@@ -423,10 +442,9 @@ impl Lexer<'_> {
         Some(v)
     }
 
-    /// A string at `"`, unescaped.
-    fn string(&mut self) -> Result<Vec<u8>, JsonError> {
+    /// A string at `"`, unescaped, appended to `out`.
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Result<(), JsonError> {
         self.pos += 1;
-        let mut out = Vec::new();
         loop {
             let Some(c) = self.peek() else {
                 return Err(parse_err("premature EOF", self.pos));
@@ -434,7 +452,7 @@ impl Lexer<'_> {
             match c {
                 b'"' => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(());
                 }
                 b'\\' => {
                     let e = self.s.get(self.pos + 1).copied();
@@ -448,7 +466,7 @@ impl Lexer<'_> {
                         Some(b'n') => out.push(b'\n'),
                         Some(b'r') => out.push(b'\r'),
                         Some(b't') => out.push(b'\t'),
-                        Some(b'u') => self.unicode_escape(&mut out)?,
+                        Some(b'u') => self.unicode_escape(out)?,
                         None => return Err(parse_err("premature EOF", self.pos)),
                         Some(_) => {
                             return Err(lexical(

@@ -176,8 +176,8 @@ fn multipart(st: &mut TxState, body: &[u8]) {
 }
 
 fn json(st: &mut TxState, cfg: &Config, body: &[u8]) {
-    match crate::bodyproc::json(body, cfg.json_depth_limit, cfg.args_limit) {
-        Ok(args) => st.args_shared |= crate::state::push_args(&mut st.args, args, true),
+    match crate::bodyproc::json(body, cfg.json_depth_limit, cfg.args_limit, &mut st.args) {
+        Ok(shared) => st.args_shared |= shared,
         Err(msg) => error(st, format!("JSON parsing error: {msg}")),
     }
 }

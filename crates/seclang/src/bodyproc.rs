@@ -1,7 +1,7 @@
 //! Bridge to the `bodyparse` crate (multipart, JSON, XML), shaped for the
 //! variables this engine fills.
 
-use crate::state::{FileEntry, MultipartFlags, Pairs};
+use crate::state::{Arg, FileEntry, Interner, MultipartFlags, Pairs};
 
 pub struct Multipart {
     pub args: Pairs,
@@ -61,12 +61,31 @@ pub fn multipart(content_type: &[u8], body: &[u8]) -> Result<Multipart, (String,
 /// top-level array is `array.array`.
 /// Nesting deeper than `depth_limit` or more than `max_args` values is an
 /// error (SecRequestBodyJsonDepthLimit, SecArgumentsLimit), as in v2.
-pub fn json(body: &[u8], depth_limit: usize, max_args: usize) -> Result<Pairs, String> {
+/// Names and values are interned as they are found (see
+/// [`crate::state::push_args`]); returns whether any two share a buffer.
+pub fn json(
+    body: &[u8],
+    depth_limit: usize,
+    max_args: usize,
+    args: &mut Vec<Arg>,
+) -> Result<bool, String> {
     let cfg = bodyparse::JsonConfig {
         depth_limit,
         max_args: Some(max_args),
     };
-    bodyparse::json::parse_with(body, &cfg).map_err(|e| e.to_string())
+    let mut interner = Interner::with_capacity(body.len() / 8);
+    let mut found = Vec::new();
+    bodyparse::json::parse_each(body, &cfg, &mut |n, v| {
+        found.push(Arg {
+            name: interner.intern(n),
+            value: interner.intern(v),
+            post: true,
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    // Only a body parsed whole gives arguments, as in ModSecurity.
+    args.append(&mut found);
+    Ok(interner.shared)
 }
 
 /// (all text content, attribute values).
@@ -110,8 +129,17 @@ mod tests {
 
     #[test]
     fn json_bridge() {
-        let json = |b: &[u8]| json(b, bodyparse::DEFAULT_DEPTH_LIMIT, 1000);
-        let a = json(br#"{"a":{"b":[1,"x"]},"c":null}"#).unwrap();
+        let json = |b: &[u8]| {
+            let mut args = Vec::new();
+            json(b, bodyparse::DEFAULT_DEPTH_LIMIT, 1000, &mut args).map(|shared| {
+                let pairs: Vec<(Vec<u8>, Vec<u8>)> = args
+                    .iter()
+                    .map(|a| (a.name.to_vec(), a.value.to_vec()))
+                    .collect();
+                (pairs, shared, args)
+            })
+        };
+        let (a, shared, args) = json(br#"{"a":{"b":[1,"x"]},"c":null}"#).unwrap();
         assert_eq!(
             a,
             vec![
@@ -120,7 +148,14 @@ mod tests {
                 (b"c".to_vec(), b"".to_vec()),
             ]
         );
+        // Repeated names share one buffer.
+        assert!(shared && std::sync::Arc::ptr_eq(&args[0].name, &args[1].name));
+        assert!(args.iter().all(|a| a.post));
         assert!(json(b"{").is_err());
+        // A body that fails part way gives no arguments at all.
+        let mut args = Vec::new();
+        assert!(super::json(br#"{"a":1,"b":}"#, 10, 1000, &mut args).is_err());
+        assert!(args.is_empty());
         let many = format!("[{}1]", "1,".repeat(1000));
         assert!(json(many.as_bytes()).is_err());
     }

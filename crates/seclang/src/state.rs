@@ -76,30 +76,45 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
         }));
         return false;
     }
+    let mut interner = Interner::with_capacity(pairs.len().saturating_mul(2));
+    for (n, v) in pairs {
+        let name = interner.intern(&n);
+        let value = interner.intern(&v);
+        args.push(Arg { name, value, post });
+    }
+    interner.shared
+}
+
+/// Equal byte strings as one shared buffer (see [`push_args`]).
+pub struct Interner {
     // Keyed by request data: a hash seeded at random per process, so names
     // cannot be crafted to collide without reading the seed out of the
     // process. foldhash costs a fraction of SipHash per key.
-    let mut seen: std::collections::HashSet<Arc<[u8]>, foldhash::fast::RandomState> =
-        std::collections::HashSet::with_capacity_and_hasher(
-            pairs.len().saturating_mul(2).min(8192),
-            Default::default(),
-        );
-    let mut shared = false;
-    let mut intern = |b: Vec<u8>| -> Arc<[u8]> {
-        if let Some(a) = seen.get(b.as_slice()) {
-            shared = true;
+    seen: std::collections::HashSet<Arc<[u8]>, foldhash::fast::RandomState>,
+    /// Whether any string was handed out twice.
+    pub shared: bool,
+}
+
+impl Interner {
+    pub fn with_capacity(n: usize) -> Interner {
+        Interner {
+            seen: std::collections::HashSet::with_capacity_and_hasher(
+                n.min(8192),
+                Default::default(),
+            ),
+            shared: false,
+        }
+    }
+
+    pub fn intern(&mut self, b: &[u8]) -> Arc<[u8]> {
+        if let Some(a) = self.seen.get(b) {
+            self.shared = true;
             return a.clone();
         }
         let a: Arc<[u8]> = b.into();
-        seen.insert(a.clone());
+        self.seen.insert(a.clone());
         a
-    };
-    for (n, v) in pairs {
-        let name = intern(n);
-        let value = intern(v);
-        args.push(Arg { name, value, post });
     }
-    shared
 }
 
 /// Everything variables read. Filled by the engine as phases advance.
