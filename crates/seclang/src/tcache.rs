@@ -66,6 +66,49 @@ impl Default for ItemRec {
     }
 }
 
+/// Value buffers (address, length), as a small direct-mapped table: a
+/// buffer whose slot another took is simply not found, which only costs it
+/// being evaluated again. Entries of earlier uses are told apart by a
+/// generation, so starting over clears nothing.
+#[derive(Default)]
+pub struct BufSet {
+    slots: Vec<(usize, usize, u32)>,
+    generation: u32,
+}
+
+const BUF_SET_SLOTS: usize = 256;
+
+impl BufSet {
+    /// Start empty.
+    pub fn clear(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0, 0); BUF_SET_SLOTS];
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slots.fill((0, 0, 0));
+            self.generation = 1;
+        }
+    }
+
+    fn slot(buf: (usize, usize)) -> usize {
+        (buf.0 >> 4 ^ buf.0 >> 12 ^ buf.1) % BUF_SET_SLOTS
+    }
+
+    pub fn contains(&self, buf: &(usize, usize)) -> bool {
+        self.slots
+            .get(Self::slot(*buf))
+            .is_some_and(|&(a, l, g)| g == self.generation && (a, l) == *buf)
+    }
+
+    pub fn insert(&mut self, buf: (usize, usize)) {
+        let generation = self.generation;
+        if let Some(s) = self.slots.get_mut(Self::slot(buf)) {
+            *s = (buf.0, buf.1, generation);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct TCache {
     /// (value address, length) -> which transformation functions leave
@@ -91,9 +134,8 @@ pub struct TCache {
     pub hits: u64,
     /// The allocation rule item lists reuse (always empty between uses; see `recycle`).
     pub item_buf: Vec<Item<'static>>,
-    /// The set a rule's evaluation reuses for the value buffers it found
-    /// no match in (cleared before each use; keeps its capacity).
-    pub no_match_buf: std::collections::HashSet<(usize, usize), crate::fxhash::FxBuild>,
+    /// The value buffers a rule's evaluation found no match in.
+    pub no_match_buf: BufSet,
     /// The list a rule's evaluation collects its matches in, reused.
     pub(crate) hits_buf: crate::engine::Hits,
 }
@@ -461,9 +503,6 @@ impl TCache {
         if c.item_buf.capacity() > 4096 {
             c.item_buf = Vec::new();
         }
-        if c.no_match_buf.capacity() > 4096 {
-            c.no_match_buf = Default::default();
-        }
         // Kept match buffers: a typical rule's worth, none holding a body.
         c.hits_buf.trim(64, 4096);
         POOL.with(|p| {
@@ -623,5 +662,42 @@ mod recycle_tests {
         let back: Vec<super::Item<'static>> = super::recycle(w);
         assert!(back.is_empty() && back.capacity() >= 64);
         assert_eq!(back.as_ptr() as usize, ptr);
+    }
+}
+
+#[cfg(test)]
+mod buf_set_tests {
+    use super::{BufSet, BUF_SET_SLOTS};
+
+    /// Found after insertion, gone after `clear`; a buffer whose slot
+    /// another took is not found (never the other one mistaken for it).
+    #[test]
+    fn buffers_are_found_until_cleared_and_never_confused() {
+        let mut s = BufSet::default();
+        s.clear();
+        let a = (0x1000usize, 5usize);
+        assert!(!s.contains(&a));
+        s.insert(a);
+        assert!(s.contains(&a));
+        assert!(!s.contains(&(0x1000, 6)));
+        s.clear();
+        assert!(!s.contains(&a));
+        // Many buffers: each is either found or not, and only itself.
+        let bufs: Vec<(usize, usize)> = (0..4 * BUF_SET_SLOTS)
+            .map(|i| (0x10_000 + 48 * i, 7))
+            .collect();
+        for &b in &bufs {
+            s.insert(b);
+            assert!(s.contains(&b));
+        }
+        let found = bufs.iter().filter(|b| s.contains(b)).count();
+        assert!(found > 0 && found <= BUF_SET_SLOTS, "{found}");
+        // The generation wraps without old entries coming back.
+        s.generation = u32::MAX;
+        s.insert(a);
+        s.clear();
+        assert!(!s.contains(&a));
+        s.insert(a);
+        assert!(s.contains(&a));
     }
 }
