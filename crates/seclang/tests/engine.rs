@@ -766,6 +766,14 @@ SecRule ARGS:x "@streq a" "id:2,phase:1,t:none,t:urlDecode,t:lowercase,multiMatc
     assert!(iv.is_none());
 }
 
+/// Phase 1 of a GET of `uri` on one shared rule set (so values are
+/// remembered across calls): which of the TX variables `names` are set.
+fn tx_vars_set<const N: usize>(rs: &Arc<RuleSet>, uri: &str, names: [&str; N]) -> [bool; N] {
+    let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+    assert!(tx.process_request_headers().is_none());
+    names.map(|v| tx.tx_var(v).is_some())
+}
+
 /// The union pass reads one target for several groups (one per chain) from
 /// the ORed merged scans of its values, plus the transformed values a chain
 /// changes: each rule still sees exactly the values that hold its literal,
@@ -778,28 +786,23 @@ SecRule ARGS "@contains union select" "id:2,phase:1,t:none,t:urlDecodeUni,t:lowe
 SecRule ARGS "@contains drop" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar:tx.c=1"
 "#;
     let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
-    let run = |uri: &str| {
-        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-        assert!(tx.process_request_headers().is_none());
-        ["a", "b", "c"].map(|v| tx.tx_var(v).is_some())
-    };
+    let run = |uri: &str| tx_vars_set(&rs, uri, ["a", "b", "c"]);
+    let cases = [
+        ("/?x=plain&y=1", [true, false, false]),
+        ("/?x=UNION%2520SeLeCt", [false, true, false]),
+        ("/?x=DROP", [false, false, true]),
+        ("/?x=drop&y=1", [false, false, true]),
+        (
+            "/?q=1&x=plain&y=UNION%2520select&z=Drop",
+            [true, true, true],
+        ),
+        ("/?x=other&y=2", [false, false, false]),
+    ];
     // Several rounds: from the second sighting on, values are remembered.
     for round in 0..4 {
-        let r = round.to_string();
-        assert_eq!(run("/?x=plain&y=1"), [true, false, false], "round {r}");
-        assert_eq!(
-            run("/?x=UNION%2520SeLeCt"),
-            [false, true, false],
-            "round {r}"
-        );
-        assert_eq!(run("/?x=DROP"), [false, false, true], "round {r}");
-        assert_eq!(run("/?x=drop&y=1"), [false, false, true], "round {r}");
-        assert_eq!(
-            run("/?q=1&x=plain&y=UNION%2520select&z=Drop"),
-            [true, true, true],
-            "round {r}"
-        );
-        assert_eq!(run("/?x=other&y=2"), [false, false, false], "round {r}");
+        for (uri, want) in cases {
+            assert_eq!(run(uri), want, "{uri}, round {round}");
+        }
     }
 }
 
@@ -816,22 +819,18 @@ SecRule ARGS "@pm union -" "id:3,phase:1,t:none,t:urlDecodeUni,pass,nolog,setvar
 SecRule ARGS "@contains zz" "id:4,phase:1,t:none,pass,nolog,setvar:tx.d=1"
 "#;
     let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
-    let run = |uri: &str| {
-        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-        assert!(tx.process_request_headers().is_none());
-        ["a", "b", "c", "d"].map(|v| tx.tx_var(v).is_some())
-    };
+    let run = |uri: &str| tx_vars_set(&rs, uri, ["a", "b", "c", "d"]);
+    let cases = [
+        ("/?x=a%3Ab", [true, false, false, false]),
+        ("/?x=XYZ", [false, false, false, false]),
+        ("/?x=E", [false, true, false, false]),
+        ("/?x=%2545", [false, true, false, false]),
+        ("/?x=x%252Dy", [false, false, true, false]),
+        ("/?x=UNION&y=zz", [false, false, true, true]),
+    ];
     for round in 0..4 {
-        let r = round.to_string();
-        assert_eq!(run("/?x=a%3Ab"), [true, false, false, false], "round {r}");
-        assert_eq!(run("/?x=XYZ"), [false, false, false, false], "round {r}");
-        assert_eq!(run("/?x=E"), [false, true, false, false], "round {r}");
-        assert_eq!(run("/?x=%2545"), [false, true, false, false], "round {r}");
-        assert_eq!(run("/?x=x%252Dy"), [false, false, true, false], "round {r}");
-        assert_eq!(
-            run("/?x=UNION&y=zz"),
-            [false, false, true, true],
-            "round {r}"
-        );
+        for (uri, want) in cases {
+            assert_eq!(run(uri), want, "{uri}, round {round}");
+        }
     }
 }
