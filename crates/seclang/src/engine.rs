@@ -9,6 +9,7 @@ use crate::actions::{
 };
 use crate::fold::Folded;
 use crate::ops::Expander;
+use crate::prefilter::{step_memo_get, step_memo_put};
 use crate::rules::{Entry, Op, Rule};
 use crate::state::TxState;
 use crate::tcache::TCache;
@@ -453,6 +454,20 @@ impl Engine<'_> {
             // A match's value goes straight into a reused hit entry.
             let mut matched = false;
             if rule.multi_match && !rule.transforms.is_empty() {
+                // Whether any step's value passes the rule's literals is a
+                // function of the value, remembered per thread.
+                let memo = match &rule.prefilter {
+                    Some(pf) => match step_memo_get(pf.id(), &it.value) {
+                        (Some(false), _) => {
+                            self.stats.prefilter_skips += 1;
+                            continue;
+                        }
+                        (None, Some(h)) => Some((pf.id(), h)),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let mut passed = false;
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
                 let mut changed = true;
                 // Functions known to leave the original value as it is.
@@ -464,6 +479,7 @@ impl Engine<'_> {
                         changed = false;
                     }
                     if changed {
+                        passed = true;
                         any_passed_filter = true;
                         self.stats.operator_calls += 1;
                         caps.clear();
@@ -489,6 +505,9 @@ impl Engine<'_> {
                         }
                         None => changed = false,
                     }
+                }
+                if let Some((id, h)) = memo {
+                    step_memo_put(id, &it.value, h, passed);
                 }
             } else {
                 // A scan recorded for the item answers before transforming it.

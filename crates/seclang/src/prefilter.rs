@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Prefilter {
+    /// Distinct per prefilter built (see [`step_memo_get`]).
+    id: u64,
     ac: AhoCorasick,
     lits: Vec<Vec<u8>>,
     /// The literals' first bytes, both cases: a short value holding none of
@@ -44,11 +46,16 @@ impl Prefilter {
         }
         let single = lits.iter().all(|l| l.len() == 1);
         Some(Prefilter {
+            id: next_filter_id(),
             ac,
             lits,
             first,
             single,
         })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// False only when the operator cannot match `value`.
@@ -430,6 +437,110 @@ fn remembered(
             Some(f)
         }
     }
+}
+
+/// Per thread, for multiMatch rules: whether any step's value of a rule's
+/// chain holds one of its literals, by (prefilter, original value). A
+/// direct-mapped table checked with one hash and a comparison of the stored
+/// value (a different value is never taken for it); a value is stored on
+/// its second sighting, so values that never repeat allocate nothing.
+#[derive(Default)]
+struct StepMemo {
+    slots: Vec<StepSlot>,
+    hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Default)]
+enum StepSlot {
+    #[default]
+    Empty,
+    Seen(u64),
+    Held {
+        hash: u64,
+        id: u64,
+        passes: bool,
+        value: Box<[u8]>,
+    },
+}
+
+const STEP_MEMO_SLOTS: usize = 2048;
+
+thread_local! {
+    static STEP_MEMO: std::cell::RefCell<StepMemo> = std::cell::RefCell::new(StepMemo::default());
+}
+
+impl StepMemo {
+    fn hash(&self, id: u64, value: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(id);
+        h.write(value);
+        h.finish()
+    }
+
+    fn slot(&mut self, hash: u64) -> Option<&mut StepSlot> {
+        if self.slots.is_empty() {
+            self.slots.resize_with(STEP_MEMO_SLOTS, Default::default);
+        }
+        let i = (hash >> (64 - STEP_MEMO_SLOTS.trailing_zeros())) as usize;
+        self.slots.get_mut(i)
+    }
+}
+
+/// What this thread remembers of whether a step of prefilter `id`'s
+/// multiMatch chain passes its literals for `value`, and the value's hash
+/// for [`step_memo_put`] (`None`: too long to remember).
+pub fn step_memo_get(id: u64, value: &[u8]) -> (Option<bool>, Option<u64>) {
+    if value.len() > MEMO_MAX_VALUE {
+        return (None, None);
+    }
+    STEP_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return (None, None);
+        };
+        let h = m.hash(id, value);
+        let known = match m.slot(h) {
+            Some(StepSlot::Held {
+                hash,
+                id: i,
+                passes,
+                value: v,
+            }) if *hash == h && *i == id && **v == *value => Some(*passes),
+            _ => None,
+        };
+        (known, Some(h))
+    })
+}
+
+/// Tell this thread's memory the answer for `value`, whose hash
+/// [`step_memo_get`] gave (kept on its second sighting).
+pub fn step_memo_put(id: u64, value: &[u8], h: u64, passes: bool) {
+    STEP_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return;
+        };
+        let Some(slot) = m.slot(h) else {
+            return;
+        };
+        match slot {
+            // Held already (its answer cannot differ: it is a function of the value).
+            StepSlot::Held {
+                hash,
+                id: i,
+                value: v,
+                ..
+            } if *hash == h && *i == id && **v == *value => {}
+            StepSlot::Seen(seen) if *seen == h => {
+                *slot = StepSlot::Held {
+                    hash: h,
+                    id,
+                    passes,
+                    value: value.into(),
+                }
+            }
+            _ => *slot = StepSlot::Seen(h),
+        }
+    })
 }
 
 impl GlobalFilter {

@@ -834,3 +834,26 @@ SecRule ARGS "@contains zz" "id:4,phase:1,t:none,pass,nolog,setvar:tx.d=1"
         }
     }
 }
+
+/// A multiMatch rule's answer "no step's value holds a literal" is
+/// remembered per thread for repeated values; a value whose literal appears
+/// only at a later step still matches in every round.
+#[test]
+fn multi_match_steps_are_remembered_per_value() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS:x "@rx ^a$" "id:1,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch,pass,nolog,setvar:tx.m=1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let cases = [
+        ("/?x=%2541", [true]),
+        ("/?x=zzz", [false]),
+        ("/?x=%2542", [false]),
+        ("/?x=bab", [false]),
+        ("/?x=A", [true]),
+    ];
+    for round in 0..4 {
+        for (uri, want) in cases {
+            assert_eq!(tx_vars_set(&rs, uri, ["m"]), want, "{uri}, round {round}");
+        }
+    }
+}
