@@ -233,12 +233,17 @@ mod tests {
         assert_eq!(keys, ["bar", "baz"]);
     }
 
-    #[test]
-    fn assigned_values_replace_a_base_value_in_its_place() {
+    /// A layer over a base holding `score=5` and `other=x`.
+    fn over_score_and_other() -> Collection {
         let mut base = Collection::default();
         base.set("score", b"5".to_vec());
         base.set("other", b"x".to_vec());
-        let mut c = Collection::layered(Arc::new(base));
+        Collection::layered(Arc::new(base))
+    }
+
+    #[test]
+    fn assigned_values_replace_a_base_value_in_its_place() {
+        let mut c = over_score_and_other();
         c.assign("Score", b"12");
         c.assign("score", b"3");
         c.assign("new", b"n");
@@ -255,10 +260,7 @@ mod tests {
 
     #[test]
     fn values_change_in_place_over_a_base() {
-        let mut base = Collection::default();
-        base.set("score", b"5".to_vec());
-        base.set("other", b"x".to_vec());
-        let mut c = Collection::layered(Arc::new(base));
+        let mut c = over_score_and_other();
         // A base key starts from the base's value and keeps its place.
         c.value_mut("SCORE").extend_from_slice(b"0");
         assert_eq!(c.get("score"), Some(&b"50"[..]));

@@ -766,12 +766,23 @@ SecRule ARGS:x "@streq a" "id:2,phase:1,t:none,t:urlDecode,t:lowercase,multiMatc
     assert!(iv.is_none());
 }
 
-/// Phase 1 of a GET of `uri` on one shared rule set (so values are
-/// remembered across calls): which of the TX variables `names` are set.
-fn tx_vars_set<const N: usize>(rs: &Arc<RuleSet>, uri: &str, names: [&str; N]) -> [bool; N] {
-    let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-    assert!(tx.process_request_headers().is_none());
-    names.map(|v| tx.tx_var(v).is_some())
+/// Phase 1 of GETs of each case's URI on one rule set built from `conf`, in
+/// four rounds (from the second sighting on, values are remembered per
+/// thread): which of the TX variables `names` each sets must be as listed.
+fn tx_vars_set_in_rounds<const N: usize>(
+    conf: &str,
+    names: [&str; N],
+    cases: &[(&str, [bool; N])],
+) {
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    for round in 0..4 {
+        for (uri, want) in cases {
+            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+            assert!(tx.process_request_headers().is_none());
+            let got = names.map(|v| tx.tx_var(v).is_some());
+            assert_eq!(&got, want, "{uri}, round {round}");
+        }
+    }
 }
 
 /// The union pass reads one target for several groups (one per chain) from
@@ -785,8 +796,6 @@ SecRule ARGS "@contains plain" "id:1,phase:1,t:none,pass,nolog,setvar:tx.a=1"
 SecRule ARGS "@contains union select" "id:2,phase:1,t:none,t:urlDecodeUni,t:lowercase,pass,nolog,setvar:tx.b=1"
 SecRule ARGS "@contains drop" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar:tx.c=1"
 "#;
-    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
-    let run = |uri: &str| tx_vars_set(&rs, uri, ["a", "b", "c"]);
     let cases = [
         ("/?x=plain&y=1", [true, false, false]),
         ("/?x=UNION%2520SeLeCt", [false, true, false]),
@@ -798,12 +807,7 @@ SecRule ARGS "@contains drop" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar
         ),
         ("/?x=other&y=2", [false, false, false]),
     ];
-    // Several rounds: from the second sighting on, values are remembered.
-    for round in 0..4 {
-        for (uri, want) in cases {
-            assert_eq!(run(uri), want, "{uri}, round {round}");
-        }
-    }
+    tx_vars_set_in_rounds(conf, ["a", "b", "c"], &cases);
 }
 
 /// Rules whose literals include common single bytes (a letter, `:`, `-`)
@@ -818,8 +822,6 @@ SecRule ARGS "@rx (?i)e" "id:2,phase:1,t:none,t:urlDecodeUni,pass,nolog,setvar:t
 SecRule ARGS "@pm union -" "id:3,phase:1,t:none,t:urlDecodeUni,pass,nolog,setvar:tx.c=1"
 SecRule ARGS "@contains zz" "id:4,phase:1,t:none,pass,nolog,setvar:tx.d=1"
 "#;
-    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
-    let run = |uri: &str| tx_vars_set(&rs, uri, ["a", "b", "c", "d"]);
     let cases = [
         ("/?x=a%3Ab", [true, false, false, false]),
         ("/?x=XYZ", [false, false, false, false]),
@@ -828,11 +830,7 @@ SecRule ARGS "@contains zz" "id:4,phase:1,t:none,pass,nolog,setvar:tx.d=1"
         ("/?x=x%252Dy", [false, false, true, false]),
         ("/?x=UNION&y=zz", [false, false, true, true]),
     ];
-    for round in 0..4 {
-        for (uri, want) in cases {
-            assert_eq!(run(uri), want, "{uri}, round {round}");
-        }
-    }
+    tx_vars_set_in_rounds(conf, ["a", "b", "c", "d"], &cases);
 }
 
 /// A multiMatch rule's answer "no step's value holds a literal" is
@@ -843,7 +841,6 @@ fn multi_match_steps_are_remembered_per_value() {
     let conf = r#"SecRuleEngine On
 SecRule ARGS:x "@rx ^a$" "id:1,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch,pass,nolog,setvar:tx.m=1"
 "#;
-    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
     let cases = [
         ("/?x=%2541", [true]),
         ("/?x=zzz", [false]),
@@ -851,9 +848,5 @@ SecRule ARGS:x "@rx ^a$" "id:1,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch
         ("/?x=bab", [false]),
         ("/?x=A", [true]),
     ];
-    for round in 0..4 {
-        for (uri, want) in cases {
-            assert_eq!(tx_vars_set(&rs, uri, ["m"]), want, "{uri}, round {round}");
-        }
-    }
+    tx_vars_set_in_rounds(conf, ["m"], &cases);
 }
