@@ -17,6 +17,7 @@ mod fold;
 mod fs;
 mod fxhash;
 mod macros;
+mod memory;
 mod ops;
 pub mod parser;
 mod prefilter;

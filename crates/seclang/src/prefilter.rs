@@ -4,6 +4,7 @@
 //! lower-cased from `seclang-ops` and are matched ASCII
 //! case-insensitively (a superset check, so always safe).
 
+use crate::memory::{Recall, ValueMemory};
 use crate::ops::Transform;
 use crate::rules::{Entry, Rule};
 use crate::variables::{phase_stable, Target};
@@ -255,17 +256,12 @@ pub struct GlobalFilter {
     transforms: Vec<Transform>,
 }
 
-/// Values up to this length have their scans remembered per thread.
-/// Header values, cookie and argument names repeat across requests
-/// (browsers, API clients), and scanning a value with every group's
-/// literals is the largest single cost of a benign request; a keyed hash
-/// lookup and a copy of the result cost a fraction of it.
-const MEMO_MAX_VALUE: usize = 256;
-/// Remembered scans per thread; when full, the memory starts over.
-const MEMO_MAX_ENTRIES: usize = 4096;
-/// Slots of the table of values seen once (a power of two).
-const MEMO_SEEN: usize = 4096;
-
+/// Two-way sets of remembered scans per thread. Header values, cookie and
+/// argument names repeat across requests (browsers, API clients), and
+/// scanning a value with every group's literals is the largest single cost
+/// of a benign request; a keyed hash and a copy of the result cost a
+/// fraction of it.
+const MEMO_SETS: usize = 2048;
 /// Which transformation functions (bits by [`Transform::code`]) leave a
 /// value unchanged and which change it: pure functions of the value,
 /// remembered with its scan so a value seen again is not transformed
@@ -291,27 +287,16 @@ impl ValueFacts {
     }
 }
 
-/// Recent scans by one thread, of any filter.
-#[derive(Default)]
+/// A remembered scan: its non-zero words (a scan is mostly zero words),
+/// and the [`ValueFacts`] the filter asked to remember with it.
 struct ScanMemo {
-    /// (filter id, value) -> where its scan's non-zero words are in
-    /// `words`, and the [`ValueFacts`] the filter asked to remember with
-    /// it. Values are request data, so the map's hasher is seeded at
-    /// random per process (no crafted collisions).
-    index: HashMap<Box<[u8]>, (u32, u32, ValueFacts), foldhash::fast::RandomState>,
-    /// (word index, word) pairs: a scan is mostly zero words.
-    words: Vec<(u32, u64)>,
-    /// A tag per slot of the values seen once. A value is remembered only
-    /// when it comes again, so values that never repeat (session ids,
-    /// search terms) cost a table probe, not an insertion. A crafted
-    /// collision only gets a value remembered early.
-    seen: Vec<u32>,
-    /// The key being looked up (reused).
-    key: Vec<u8>,
+    words: Box<[(u32, u64)]>,
+    facts: ValueFacts,
 }
 
 thread_local! {
-    static SCAN_MEMO: std::cell::RefCell<ScanMemo> = std::cell::RefCell::new(ScanMemo::default());
+    static SCAN_MEMO: std::cell::RefCell<ValueMemory<ScanMemo>> =
+        std::cell::RefCell::new(ValueMemory::new(MEMO_SETS));
 }
 
 static NEXT_FILTER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -324,89 +309,51 @@ fn next_filter_id() -> u64 {
 pub enum Memo {
     /// The scan was appended to `out`, with the facts remembered with it.
     Hit(ValueFacts),
-    /// Seen before but not held: the caller scans and calls [`memo_store`].
-    Store,
+    /// Seen before but not held: the caller scans and calls [`memo_store`]
+    /// with this hash.
+    Store(u64),
     /// Too long to remember, or seen for the first time: the caller scans.
     Miss,
-}
-
-fn memo_hash(id: u64, value: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut f = crate::fxhash::FxHasher::default();
-    f.write_u64(id);
-    f.write(value);
-    f.finish()
 }
 
 /// Look up the remembered scan of `value` by filter `id` (`words` words),
 /// appending it to `out` when held.
 pub fn memo_lookup(id: u64, words: usize, value: &[u8], out: &mut Vec<u64>) -> Memo {
-    if value.len() > MEMO_MAX_VALUE {
-        return Memo::Miss;
-    }
     SCAN_MEMO.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else {
             return Memo::Miss;
         };
-        let m = &mut *m;
-        if m.seen.is_empty() {
-            m.seen = vec![0; MEMO_SEEN];
-        }
-        // FxHash's low bits differ little between values that differ in a
-        // few bytes (`Sec-Fetch-Site`, `Sec-Fetch-Mode`): mixed, the slot
-        // comes from the top bits.
-        let h = memo_hash(id, value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let slot = (h >> (64 - MEMO_SEEN.trailing_zeros())) as usize;
-        let tag = h as u32 | 1;
-        let Some(seen) = m.seen.get_mut(slot) else {
-            return Memo::Miss;
-        };
-        if *seen != tag {
-            *seen = tag;
-            return Memo::Miss;
-        }
-        // Seen before: the map's key is built only now.
-        m.key.clear();
-        m.key.extend_from_slice(&id.to_le_bytes());
-        m.key.extend_from_slice(value);
-        let Some(&(off, n, f)) = m.index.get(m.key.as_slice()) else {
-            return Memo::Store;
-        };
-        let Some(pairs) = m.words.get(off as usize..(off + n) as usize) else {
-            return Memo::Store;
-        };
-        let base = out.len();
-        out.resize(base + words, 0);
-        for &(i, w) in pairs {
-            if let Some(o) = out.get_mut(base + i as usize) {
-                *o = w;
+        match m.recall(id, value) {
+            Recall::Held(held) => {
+                let base = out.len();
+                out.resize(base + words, 0);
+                for &(i, w) in held.words.iter() {
+                    if let Some(o) = out.get_mut(base + i as usize) {
+                        *o = w;
+                    }
+                }
+                Memo::Hit(held.facts)
             }
+            Recall::Again(h) => Memo::Store(h),
+            Recall::New => Memo::Miss,
         }
-        Memo::Hit(f)
     })
 }
 
 /// Remember the scan `bits` of `value` by filter `id` (after
-/// [`Memo::Store`]), with `facts`.
-pub fn memo_store(id: u64, value: &[u8], bits: &[u64], facts: ValueFacts) {
+/// [`Memo::Store`] gave `hash`), with `facts`.
+pub fn memo_store(id: u64, value: &[u8], hash: u64, bits: &[u64], facts: ValueFacts) {
     SCAN_MEMO.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else {
             return;
         };
-        let m = &mut *m;
-        if m.index.len() >= MEMO_MAX_ENTRIES {
-            m.index.clear();
-            m.words.clear();
-        }
-        m.key.clear();
-        m.key.extend_from_slice(&id.to_le_bytes());
-        m.key.extend_from_slice(value);
-        let off = m.words.len() as u32;
-        let pairs = bits.iter().enumerate().filter(|(_, &w)| w != 0);
-        m.words.extend(pairs.map(|(i, &w)| (i as u32, w)));
-        let n = m.words.len() as u32 - off;
-        let key: Box<[u8]> = m.key.as_slice().into();
-        m.index.insert(key, (off, n, facts));
+        let words = bits
+            .iter()
+            .enumerate()
+            .filter(|(_, &w)| w != 0)
+            .map(|(i, &w)| (i as u32, w))
+            .collect();
+        m.keep(id, value, hash, ScanMemo { words, facts });
     })
 }
 
@@ -429,116 +376,45 @@ fn remembered(
             scan(value, out);
             None
         }
-        Memo::Store => {
+        Memo::Store(h) => {
             let base = out.len();
             scan(value, out);
             let f = facts(value);
-            memo_store(id, value, out.get(base..).unwrap_or_default(), f);
+            memo_store(id, value, h, out.get(base..).unwrap_or_default(), f);
             Some(f)
         }
     }
 }
 
-/// Per thread, for multiMatch rules: whether any step's value of a rule's
-/// chain holds one of its literals, by (prefilter, original value). A
-/// direct-mapped table checked with one hash and a comparison of the stored
-/// value (a different value is never taken for it); a value is stored on
-/// its second sighting, so values that never repeat allocate nothing.
-#[derive(Default)]
-struct StepMemo {
-    slots: Vec<StepSlot>,
-    hasher: foldhash::fast::RandomState,
-}
-
-#[derive(Default)]
-enum StepSlot {
-    #[default]
-    Empty,
-    Seen(u64),
-    Held {
-        hash: u64,
-        id: u64,
-        passes: bool,
-        value: Box<[u8]>,
-    },
-}
-
-const STEP_MEMO_SLOTS: usize = 2048;
-
 thread_local! {
-    static STEP_MEMO: std::cell::RefCell<StepMemo> = std::cell::RefCell::new(StepMemo::default());
-}
-
-impl StepMemo {
-    fn hash(&self, id: u64, value: &[u8]) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = self.hasher.build_hasher();
-        h.write_u64(id);
-        h.write(value);
-        h.finish()
-    }
-
-    fn slot(&mut self, hash: u64) -> Option<&mut StepSlot> {
-        if self.slots.is_empty() {
-            self.slots.resize_with(STEP_MEMO_SLOTS, Default::default);
-        }
-        let i = (hash >> (64 - STEP_MEMO_SLOTS.trailing_zeros())) as usize;
-        self.slots.get_mut(i)
-    }
+    /// Per thread, for multiMatch rules: whether any step's value of a
+    /// rule's chain holds one of its literals, by (prefilter, original value).
+    static STEP_MEMO: std::cell::RefCell<ValueMemory<bool>> =
+        std::cell::RefCell::new(ValueMemory::new(1024));
 }
 
 /// What this thread remembers of whether a step of prefilter `id`'s
-/// multiMatch chain passes its literals for `value`, and the value's hash
-/// for [`step_memo_put`] (`None`: too long to remember).
+/// multiMatch chain passes its literals for `value`, or the hash to
+/// [`step_memo_put`] the answer with when the value was seen before.
 pub fn step_memo_get(id: u64, value: &[u8]) -> (Option<bool>, Option<u64>) {
-    if value.len() > MEMO_MAX_VALUE {
-        return (None, None);
-    }
     STEP_MEMO.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else {
             return (None, None);
         };
-        let h = m.hash(id, value);
-        let known = match m.slot(h) {
-            Some(StepSlot::Held {
-                hash,
-                id: i,
-                passes,
-                value: v,
-            }) if *hash == h && *i == id && **v == *value => Some(*passes),
-            _ => None,
-        };
-        (known, Some(h))
+        match m.recall(id, value) {
+            Recall::Held(&passes) => (Some(passes), None),
+            Recall::Again(h) => (None, Some(h)),
+            Recall::New => (None, None),
+        }
     })
 }
 
 /// Tell this thread's memory the answer for `value`, whose hash
-/// [`step_memo_get`] gave (kept on its second sighting).
+/// [`step_memo_get`] gave.
 pub fn step_memo_put(id: u64, value: &[u8], h: u64, passes: bool) {
     STEP_MEMO.with(|m| {
-        let Ok(mut m) = m.try_borrow_mut() else {
-            return;
-        };
-        let Some(slot) = m.slot(h) else {
-            return;
-        };
-        match slot {
-            // Held already (its answer cannot differ: it is a function of the value).
-            StepSlot::Held {
-                hash,
-                id: i,
-                value: v,
-                ..
-            } if *hash == h && *i == id && **v == *value => {}
-            StepSlot::Seen(seen) if *seen == h => {
-                *slot = StepSlot::Held {
-                    hash: h,
-                    id,
-                    passes,
-                    value: value.into(),
-                }
-            }
-            _ => *slot = StepSlot::Seen(h),
+        if let Ok(mut m) = m.try_borrow_mut() {
+            m.keep(id, value, h, passes);
         }
     })
 }
@@ -938,13 +814,13 @@ mod tests {
             }
         }
         // Long values are not remembered, and still answer.
-        let long = [b"x".repeat(MEMO_MAX_VALUE), b"union".to_vec()].concat();
+        let long = [b"x".repeat(crate::memory::MAX_VALUE), b"union".to_vec()].concat();
         let mut out = Vec::new();
         a.scan_remembered(&long, &mut out);
         assert_eq!(out, vec![0b10]);
-        // A full memory starts over without changing answers (a value is
+        // A full memory replaces values without changing answers (a value is
         // remembered the second time it is seen, answered from memory the third).
-        for i in 0..MEMO_MAX_ENTRIES + 10 {
+        for i in 0..2 * MEMO_SETS + 10 {
             let v = format!("v{i} union");
             for _ in 0..3 {
                 let mut out = Vec::new();
@@ -952,7 +828,6 @@ mod tests {
                 assert_eq!(out, vec![0b10], "{v}");
             }
         }
-        SCAN_MEMO.with(|m| assert!(m.borrow().index.len() <= MEMO_MAX_ENTRIES));
     }
 
     #[test]

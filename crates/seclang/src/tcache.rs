@@ -412,9 +412,9 @@ impl TCache {
                     Ok(off) => off,
                     Err(_) => return None,
                 };
-                if matches!(miss, Memo::Store) {
+                if let Memo::Store(h) = miss {
                     if let Some(bits) = self.bits.get(off..off + g.words()) {
-                        memo_store(g.chain_id, &it.value, bits, ValueFacts::default());
+                        memo_store(g.chain_id, &it.value, h, bits, ValueFacts::default());
                     }
                 }
                 Some(off)
