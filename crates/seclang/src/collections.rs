@@ -27,6 +27,9 @@ pub struct Collection {
     removed: Vec<usize>,
 }
 
+/// Own entries a layer has room for from the start.
+const LAYER_CAPACITY: usize = 32;
+
 /// A key as given, with the hash of its lower-cased form.
 struct Key<'k> {
     key: &'k [u8],
@@ -72,7 +75,12 @@ impl Collection {
     pub fn layered(base: Arc<Collection>) -> Collection {
         Collection {
             base: Some(base),
-            ..Default::default()
+            // A transaction's TX layer takes a few dozen keys (CRS's scores
+            // and per-header entries): sized once instead of regrown and
+            // rehashed four or five times.
+            items: Vec::with_capacity(LAYER_CAPACITY),
+            index: HashTable::with_capacity(LAYER_CAPACITY),
+            removed: Vec::new(),
         }
     }
 

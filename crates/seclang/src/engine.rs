@@ -53,6 +53,8 @@ pub(crate) struct Runtime {
     pub allow: Option<AllowScope>,
     pub intervention: Option<Intervention>,
     pub phase: u8,
+    /// Buffers `setvar` expands keys and values into (reused per match).
+    scratch: [Vec<u8>; 2],
 }
 
 impl Runtime {
@@ -69,6 +71,7 @@ impl Runtime {
             allow: None,
             intervention: None,
             phase: 0,
+            scratch: Default::default(),
         }
     }
 }
@@ -665,8 +668,9 @@ impl Engine<'_> {
     fn non_disruptive(&mut self, a: &NonDisruptive) {
         match a {
             NonDisruptive::SetVar(sv) => {
+                let [mut kbuf, mut vbuf] = std::mem::take(&mut self.rt.scratch);
                 // Most keys are literal: borrowed, not copied per match.
-                let key = sv.key.expand_str(self.st);
+                let key = sv.key.expand_str_in(self.st, &mut kbuf);
                 if sv.coll == Var::Tx && key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
                     self.st.captures_set = 10;
                 }
@@ -678,13 +682,13 @@ impl Engine<'_> {
                         }
                     }
                     SetVarOp::Set(v) => {
-                        let v = v.expand(self.st);
+                        let v = v.expand_in(self.st, &mut vbuf);
                         if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
-                            c.assign(&key, &v);
+                            c.assign(&key, v);
                         }
                     }
                     SetVarOp::Add(v) | SetVarOp::Sub(v) => {
-                        let rhs = crate::actions::setvar::atoi(&v.expand(self.st));
+                        let rhs = crate::actions::setvar::atoi(v.expand_in(self.st, &mut vbuf));
                         let add = matches!(sv.op, SetVarOp::Add(_));
                         if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
                             let slot = c.value_mut(&key);
@@ -699,6 +703,8 @@ impl Engine<'_> {
                         }
                     }
                 }
+                drop(key);
+                self.rt.scratch = [kbuf, vbuf];
             }
             NonDisruptive::Ctl(c) => self.ctl(c),
             NonDisruptive::InitCol => {}

@@ -79,6 +79,38 @@ impl MacroStr {
         }
         // Room for the usual key or message without regrowing.
         let mut out = Vec::with_capacity(64);
+        self.write(st, &mut out);
+        Cow::Owned(out)
+    }
+
+    /// The expansion, in `buf` when it needs one (a string without macros
+    /// is its own text): per-match keys and values without an allocation.
+    pub fn expand_in<'a>(&'a self, st: &TxState, buf: &'a mut Vec<u8>) -> &'a [u8] {
+        match self.parts.as_slice() {
+            [] => &[],
+            [Part::Lit(l)] => l,
+            _ => {
+                buf.clear();
+                self.write(st, buf);
+                buf
+            }
+        }
+    }
+
+    /// [`MacroStr::expand_in`] as text (invalid UTF-8 replaced); a string
+    /// without macros is its source text, not checked again.
+    pub fn expand_str_in<'a>(&'a self, st: &TxState, buf: &'a mut Vec<u8>) -> Cow<'a, str> {
+        if let [] | [Part::Lit(_)] = self.parts.as_slice() {
+            return Cow::Borrowed(&self.raw);
+        }
+        let b = self.expand_in(st, buf);
+        match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        }
+    }
+
+    fn write(&self, st: &TxState, out: &mut Vec<u8>) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
@@ -101,7 +133,6 @@ impl MacroStr {
                 Part::Nothing => {}
             }
         }
-        Cow::Owned(out)
     }
 
     pub fn expand_string(&self, st: &TxState) -> String {
