@@ -431,6 +431,15 @@ impl Operator {
         Ok(Operator { kind, negated })
     }
 
+    /// Whether the answer is a function of the value alone and costs more
+    /// than looking it up in a keyed memory: `@rx` (a regex search runs
+    /// hundreds of instructions even on short values). `^.*$`, `@pm` (one
+    /// automaton pass) and the libinjection operators (which remember clean
+    /// values themselves) are not.
+    pub fn worth_remembering(&self) -> bool {
+        matches!(&self.kind, Kind::Rx(_, p) if p != "^.*$")
+    }
+
     /// Evaluates the operator against `v` (negation applied). With `caps`,
     /// `@rx` fills the capture groups (TX.0..), `@pm` the matched phrase and
     /// `@detectSQLi` the fingerprint.

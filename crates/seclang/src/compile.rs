@@ -976,6 +976,10 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             } => ops::required_literals(op).and_then(Prefilter::build),
             _ => None,
         };
+        let op_memo = match &link.op {
+            Op::Real { op, .. } if op.worth_remembering() => Some(crate::memory::next_id()),
+            _ => None,
+        };
         let starter = i == 0;
         let rule = Rule {
             meta: meta.clone(),
@@ -997,6 +1001,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             skip_after: if starter { skip_after.clone() } else { None },
             skip_to: usize::MAX,
             prefilter,
+            op_memo,
             group: None,
             skippable: false,
             target_unions: Vec::new(),
@@ -1039,6 +1044,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         skip_after: None,
         skip_to: usize::MAX,
         prefilter: None,
+        op_memo: None,
         group: None,
         skippable: false,
         target_unions: Vec::new(),

@@ -8,6 +8,7 @@ use crate::actions::{
     AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, RulePattern, SetVarOp, TargetName,
 };
 use crate::fold::Folded;
+use crate::memory::{op_keep, op_recall};
 use crate::ops::Expander;
 use crate::prefilter::{step_memo_get, step_memo_put};
 use crate::rules::{Entry, Op, Rule};
@@ -152,6 +153,8 @@ pub(crate) struct Engine<'t> {
 pub struct Stats {
     pub rules_evaluated: u64,
     pub operator_calls: u64,
+    /// Operator answers taken from the thread's memory instead of a call.
+    pub operator_memo: u64,
     pub prefilter_skips: u64,
     /// Rules none of whose targets passed the prefilter.
     pub rules_prefiltered: u64,
@@ -542,9 +545,31 @@ impl Engine<'_> {
                     }
                     any_passed_filter = true;
                 }
-                self.stats.operator_calls += 1;
+                // A pure operator's answer on a value seen before is
+                // remembered; a remembered match is evaluated again when
+                // the rule captures (the groups are not kept).
+                let memo = rule.op_memo.map(|id| (id, op_recall(id, &v)));
+                let known = match memo {
+                    Some((_, (Some(r), _))) if !(r && rule.capture) => Some(r),
+                    _ => None,
+                };
                 caps.clear();
-                if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
+                let r = match known {
+                    Some(r) => {
+                        self.stats.operator_memo += 1;
+                        r
+                    }
+                    None => {
+                        self.stats.operator_calls += 1;
+                        let r =
+                            op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None });
+                        if let Some((id, (_, Some(h)))) = memo {
+                            op_keep(id, &v, h, r);
+                        }
+                        r
+                    }
+                };
+                if r {
                     hits.push().value.extend_from_slice(&v);
                     matched = true;
                 }

@@ -145,6 +145,44 @@ impl<P> ValueMemory<P> {
     }
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A number no other asker in the process has (rule sets come and go with
+/// policy swaps; an address could be reused).
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Operator answers by (rule link, value evaluated).
+    static OP_MEMO: std::cell::RefCell<ValueMemory<bool>> =
+        std::cell::RefCell::new(ValueMemory::new(2048));
+}
+
+/// The answer this thread remembers for operator `id` on `value`, or the
+/// hash to [`op_keep`] it with when the value was seen before.
+pub fn op_recall(id: u64, value: &[u8]) -> (Option<bool>, Option<u64>) {
+    OP_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return (None, None);
+        };
+        match m.recall(id, value) {
+            Recall::Held(&r) => (Some(r), None),
+            Recall::Again(h) => (None, Some(h)),
+            Recall::New => (None, None),
+        }
+    })
+}
+
+/// Remember operator `id`'s answer on `value` (after [`op_recall`] gave `hash`).
+pub fn op_keep(id: u64, value: &[u8], hash: u64, answer: bool) {
+    OP_MEMO.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            m.keep(id, value, hash, answer);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,9 @@ pub struct Rule {
     /// Index in the phase's entries where execution resumes after `skip_after`.
     pub skip_to: usize,
     pub prefilter: Option<Prefilter>,
+    /// Distinct per rule link whose operator's answers a thread remembers
+    /// per value (see `memory::op_recall`).
+    pub op_memo: Option<u64>,
     /// (group, slot) in the merged prefilter of rules sharing this transformation chain.
     pub group: Option<(u32, u32)>,
     /// A chain starter whose targets are all phase-stable request data: it can

@@ -850,3 +850,33 @@ SecRule ARGS:x "@rx ^a$" "id:1,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch
     ];
     tx_vars_set_in_rounds(conf, ["m"], &cases);
 }
+
+/// An `@rx` answer on a value seen before comes from the thread's memory:
+/// per rule (two rules share a regex, one negated; a third lower-cases
+/// first), and a remembered match of a capturing rule still sets its group.
+#[test]
+fn regex_answers_are_remembered_per_rule_and_captures_still_set() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS:x "@rx ^a(b+)$" "id:1,phase:1,t:none,pass,nolog,capture,setvar:tx.cap=%{tx.1}"
+SecRule ARGS:x "@rx ^a(b+)$" "id:2,phase:1,t:none,pass,nolog,setvar:tx.plain=1"
+SecRule ARGS:x "!@rx ^a(b+)$" "id:3,phase:1,t:none,pass,nolog,setvar:tx.neg=1"
+SecRule ARGS:x "@rx ^a(b+)$" "id:4,phase:1,t:none,t:lowercase,pass,nolog,setvar:tx.lower=1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let cases: [(&str, Option<&str>, [bool; 3]); 4] = [
+        ("/?x=abb", Some("bb"), [true, false, true]),
+        ("/?x=abbb", Some("bbb"), [true, false, true]),
+        ("/?x=ac", None, [false, true, false]),
+        ("/?x=ABB", None, [false, true, true]),
+    ];
+    for round in 0..4 {
+        for (uri, cap, want) in cases {
+            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+            assert!(tx.process_request_headers().is_none());
+            let got_cap = tx.tx_var("cap");
+            assert_eq!(got_cap.as_deref(), cap, "{uri}, round {round}");
+            let got = ["plain", "neg", "lower"].map(|v| tx.tx_var(v).is_some());
+            assert_eq!(got, want, "{uri}, round {round}");
+        }
+    }
+}
