@@ -236,7 +236,7 @@ impl KeyLiteral {
         if !word(body) {
             return KeyLiteral::None;
         }
-        let lit = body.as_bytes().to_vec();
+        let lit = body.to_ascii_lowercase().into_bytes();
         if anchored {
             KeyLiteral::Prefix(lit)
         } else {
@@ -252,9 +252,12 @@ impl KeyRegex {
 
     pub fn is_match(&self, key: &[u8]) -> bool {
         match &self.literal {
-            KeyLiteral::Prefix(p) => key
-                .get(..p.len())
-                .is_some_and(|k| k.eq_ignore_ascii_case(p)),
+            // Most keys differ in the first byte (CRS's TX selectors run
+            // over every TX variable): that one is checked first.
+            KeyLiteral::Prefix(p) => match (key.get(..p.len()), p.first()) {
+                (Some(k), Some(&f)) => k[0].to_ascii_lowercase() == f && k.eq_ignore_ascii_case(p),
+                (k, _) => k.is_some(),
+            },
             KeyLiteral::Contains(l) => key.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)),
             KeyLiteral::None => self.re.is_match(key),
         }
@@ -526,6 +529,7 @@ mod tests {
         ];
         let pats = [
             ("^header_name_920450_", true),
+            ("^HEADER_Name_920450_", true),
             ("MULTIPART_HEADERS_CONTENT_TYPES_*", true),
             ("paramcounter_.*", true),
             ("^param.*", true),
