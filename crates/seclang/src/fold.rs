@@ -87,6 +87,112 @@ impl Taint {
     }
 }
 
+/// TX keys that rules kept in the phase-1 prefix read at request time. A
+/// later rule folded into the snapshot every transaction starts from must
+/// not write one of them: the kept rule would see the later value.
+#[derive(Default)]
+struct Reads {
+    all: bool,
+    keys: HashSet<String>,
+}
+
+impl Reads {
+    fn add_key(&mut self, t: &crate::variables::Target) {
+        if t.var != Var::Tx {
+            return;
+        }
+        match &t.sel {
+            Selector::Key(k) => {
+                self.keys.insert(k.to_ascii_lowercase());
+            }
+            _ => self.all = true,
+        }
+    }
+
+    fn add_macro(&mut self, m: &MacroStr) {
+        m.refs().for_each(|t| self.add_key(t));
+    }
+
+    fn add_rule(&mut self, r: &Rule) {
+        for m in [&r.meta.msg, &r.meta.logdata].into_iter().flatten() {
+            self.add_macro(m);
+        }
+        for l in r.links() {
+            l.targets.iter().for_each(|t| self.add_key(t));
+            if let Op::Real { arg, .. } = &l.op {
+                self.add_macro(&MacroStr::parse(arg));
+            }
+            for a in &l.nd {
+                match a {
+                    NonDisruptive::SetVar(sv) => {
+                        self.add_macro(&sv.key);
+                        if let crate::actions::SetVarOp::Set(v)
+                        | crate::actions::SetVarOp::Add(v)
+                        | crate::actions::SetVarOp::Sub(v) = &sv.op
+                        {
+                            self.add_macro(v);
+                        }
+                        // `+=` and `-=` read the key they write.
+                        if sv.coll == Var::Tx
+                            && matches!(
+                                sv.op,
+                                crate::actions::SetVarOp::Add(_) | crate::actions::SetVarOp::Sub(_)
+                            )
+                        {
+                            match sv.key.literal_prefix() {
+                                (k, true) => {
+                                    self.keys
+                                        .insert(String::from_utf8_lossy(&k).to_ascii_lowercase());
+                                }
+                                _ => self.all = true,
+                            }
+                        }
+                    }
+                    NonDisruptive::SetEnv(k, v) => {
+                        self.add_macro(k);
+                        self.add_macro(v);
+                    }
+                    NonDisruptive::Ctl(_) | NonDisruptive::InitCol => {}
+                }
+            }
+        }
+    }
+}
+
+/// Whether folding `r` into the snapshot could change what a kept rule
+/// sees or leaves: `r` may write a TX key a kept rule reads (`reads`) or
+/// writes (`taint`; the kept rule's write comes later at request time).
+fn write_conflict(r: &Rule, reads: &Reads, taint: &Taint) -> bool {
+    let hits = |key: &str, literal: bool| {
+        if reads.all || taint.all {
+            return true;
+        }
+        let overlaps = |k: &str| {
+            if literal {
+                k == key
+            } else {
+                k.starts_with(key)
+            }
+        };
+        reads.keys.iter().any(|k| overlaps(k))
+            || taint.exact.iter().any(|k| overlaps(k))
+            || taint
+                .prefixes
+                .iter()
+                .any(|p| key.starts_with(p.as_str()) || p.starts_with(key))
+    };
+    r.links().any(|l| {
+        (l.capture && (0..10).any(|i| hits(&i.to_string(), true)))
+            || l.nd.iter().any(|a| match a {
+                NonDisruptive::SetVar(sv) if sv.coll == Var::Tx => {
+                    let (p, literal) = sv.key.literal_prefix();
+                    hits(&String::from_utf8_lossy(&p).to_ascii_lowercase(), literal)
+                }
+                _ => false,
+            })
+    })
+}
+
 /// A macro string reads nothing that can change at request time.
 fn macro_constant(m: &MacroStr, taint: &Taint, matched_ok: bool) -> bool {
     m.refs().all(|t| match (t.var, &t.sel) {
@@ -259,6 +365,7 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
         return Collection::default();
     }
     let mut taint = Taint::default();
+    let mut reads = Reads::default();
     let mut prefix = true;
     for (pi, entries) in phases.iter_mut().enumerate() {
         let phase = pi as u8 + 1;
@@ -289,7 +396,10 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                 continue;
             }
             if prefix && phase == 1 {
-                if condition_constant(&rule, &taint) && effects_constant(&rule, &taint) {
+                if condition_constant(&rule, &taint)
+                    && effects_constant(&rule, &taint)
+                    && !write_conflict(&rule, &reads, &taint)
+                {
                     let saved = ev.st.tx.clone();
                     match ev.run(&rule, phase) {
                         Some(o) => {
@@ -310,6 +420,7 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                 } else if !transparent(&rule) {
                     prefix = false;
                 }
+                reads.add_rule(&rule);
                 taint.add_rule(&rule);
                 out.push(Entry::Rule(rule));
                 continue;

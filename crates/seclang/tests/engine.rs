@@ -880,3 +880,38 @@ SecRule ARGS:x "@rx ^a(b+)$" "id:4,phase:1,t:none,t:lowercase,pass,nolog,setvar:
         }
     }
 }
+
+/// An operator's `%{tx.name}` argument is looked up once per rule
+/// evaluation and again for the next rule: a value set between two rules
+/// is seen by the second, for every argument.
+#[test]
+fn operator_arguments_follow_tx_between_rules() {
+    let conf = r#"SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.limit=5"
+SecRule ARGS "@gt %{tx.limit}" "id:2,phase:1,pass,nolog,setvar:tx.over_five=+1"
+SecAction "id:3,phase:1,pass,nolog,setvar:tx.limit=1"
+SecRule ARGS "@gt %{tx.limit}" "id:4,phase:1,pass,nolog,setvar:tx.over_one=+1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let mut tx = Transaction::new(rs, &req("/?a=2&b=7&c=3&d=9", &[]), "uid".into());
+    assert!(tx.process_request_headers().is_none());
+    assert_eq!(tx.tx_var("over_five").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("over_one").as_deref(), Some("4"));
+}
+
+/// A constant `SecAction` after a request-dependent rule that writes the
+/// same TX variable is not folded into the start-of-transaction state: the
+/// later write still wins.
+#[test]
+fn later_constant_writes_still_come_after_request_writes() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS:x "@streq a" "id:1,phase:1,pass,nolog,setvar:tx.limit=1"
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.limit=9"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    for uri in ["/?x=a", "/?x=b"] {
+        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.tx_var("limit").as_deref(), Some("9"), "{uri}");
+    }
+}
