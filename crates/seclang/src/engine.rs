@@ -433,7 +433,7 @@ impl Engine<'_> {
             } else {
                 Vec::new()
             };
-        let exp = Expander(st);
+        let exp = Expander::new(st);
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let mut any_passed_filter = rule.prefilter.is_none();
         // Value buffers this rule found no match in: equal argument names and

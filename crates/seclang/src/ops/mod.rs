@@ -32,15 +32,40 @@ impl Transform {
 }
 
 /// Expands macros in operator arguments against the transaction.
-pub struct Expander<'a>(pub &'a TxState);
+/// Expands operator arguments against the state of one rule evaluation.
+/// The state does not change while a rule's values are evaluated (actions
+/// run after), so the last `%{tx.name}` looked up is kept for the next value:
+/// `@within %{tx.restricted_headers_basic}` over every header looks TX up once.
+pub struct Expander<'a> {
+    st: &'a TxState,
+    /// (key address, key length, its value).
+    last: std::cell::Cell<Option<(usize, usize, &'a [u8])>>,
+}
+
+impl<'a> Expander<'a> {
+    pub fn new(st: &'a TxState) -> Expander<'a> {
+        Expander {
+            st,
+            last: std::cell::Cell::new(None),
+        }
+    }
+}
 
 impl Expand for Expander<'_> {
     fn expand<'t>(&'t self, text: &'t str) -> Cow<'t, [u8]> {
-        crate::macros::expand_text(text, self.0)
+        crate::macros::expand_text(text, self.st)
     }
 
-    fn tx_var<'a>(&'a self, key: &str) -> Option<Cow<'a, [u8]>> {
-        Some(self.0.tx.get(key).map(Cow::Borrowed).unwrap_or_default())
+    fn tx_var<'t>(&'t self, key: &str) -> Option<Cow<'t, [u8]>> {
+        let id = (key.as_ptr() as usize, key.len());
+        if let Some((p, l, v)) = self.last.get() {
+            if (p, l) == id {
+                return Some(Cow::Borrowed(v));
+            }
+        }
+        let v = self.st.tx.get(key).unwrap_or_default();
+        self.last.set(Some((id.0, id.1, v)));
+        Some(Cow::Borrowed(v))
     }
 }
 
