@@ -213,6 +213,23 @@ fn contains_agrees_with_naive_search() {
             assert!(m(&o, &h), "{n:?} at the end of {len} bytes");
         }
     }
+    // `@within` searches the value in the argument: every pair, both sides
+    // of the short-list size, the value at the start and the end.
+    for h in hays.iter().filter(|h| !h.is_empty()) {
+        let o = op("within", std::str::from_utf8(h).unwrap());
+        for n in &needles {
+            assert_eq!(m(&o, n), naive(h, n), "{n:?} within {h:?}");
+        }
+    }
+    for len in [511, 512, 513, 2000] {
+        let mut list = b"ab".repeat(len / 2 + 1);
+        list.truncate(len);
+        let list = [&b"ba"[..], &list, b"bb"].concat();
+        let o = op("within", std::str::from_utf8(&list).unwrap());
+        for n in &needles {
+            assert_eq!(m(&o, n), naive(&list, n), "{n:?} within {len} bytes");
+        }
+    }
 }
 
 #[test]
