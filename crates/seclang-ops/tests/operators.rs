@@ -200,16 +200,21 @@ fn contains_agrees_with_naive_search() {
         all
     };
     let (needles, hays) = (words(4), words(5));
+    // `abab...` of each length around the short-haystack and short-list sizes.
+    let long_runs = [511, 512, 513, 2000].map(|len| {
+        let mut h = b"ab".repeat(len / 2 + 1);
+        h.truncate(len);
+        h
+    });
     for n in needles.iter().filter(|n| !n.is_empty()) {
         let o = op("contains", std::str::from_utf8(n).unwrap());
         for h in &hays {
             assert_eq!(m(&o, h), naive(h, n), "{n:?} in {h:?}");
         }
-        for len in [511, 512, 513, 2000] {
-            let mut h = b"ab".repeat(len / 2 + 1);
-            h.truncate(len);
-            assert_eq!(m(&o, &h), naive(&h, n), "{n:?} in {len} bytes");
-            h.extend_from_slice(n);
+        for run in &long_runs {
+            let len = run.len();
+            assert_eq!(m(&o, run), naive(run, n), "{n:?} in {len} bytes");
+            let h = [run, n.as_slice()].concat();
             assert!(m(&o, &h), "{n:?} at the end of {len} bytes");
         }
     }
@@ -221,13 +226,16 @@ fn contains_agrees_with_naive_search() {
             assert_eq!(m(&o, n), naive(h, n), "{n:?} within {h:?}");
         }
     }
-    for len in [511, 512, 513, 2000] {
-        let mut list = b"ab".repeat(len / 2 + 1);
-        list.truncate(len);
-        let list = [&b"ba"[..], &list, b"bb"].concat();
+    for run in &long_runs {
+        let list = [&b"ba"[..], run, b"bb"].concat();
         let o = op("within", std::str::from_utf8(&list).unwrap());
         for n in &needles {
-            assert_eq!(m(&o, n), naive(&list, n), "{n:?} within {len} bytes");
+            assert_eq!(
+                m(&o, n),
+                naive(&list, n),
+                "{n:?} within {} bytes",
+                run.len()
+            );
         }
     }
 }

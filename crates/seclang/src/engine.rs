@@ -8,9 +8,8 @@ use crate::actions::{
     AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, RulePattern, SetVarOp, TargetName,
 };
 use crate::fold::Folded;
-use crate::memory::{op_keep, op_recall};
+use crate::memory::{keep_answer, recall_answer, OP_ANSWERS, STEP_ANSWERS};
 use crate::ops::Expander;
-use crate::prefilter::{step_memo_get, step_memo_put};
 use crate::rules::{Entry, Op, Rule};
 use crate::state::TxState;
 use crate::tcache::TCache;
@@ -463,7 +462,7 @@ impl Engine<'_> {
                 // Whether any step's value passes the rule's literals is a
                 // function of the value, remembered per thread.
                 let memo = match &rule.prefilter {
-                    Some(pf) => match step_memo_get(pf.id(), &it.value) {
+                    Some(pf) => match recall_answer(&STEP_ANSWERS, pf.id(), &it.value) {
                         (Some(false), _) => {
                             self.stats.prefilter_skips += 1;
                             continue;
@@ -513,7 +512,7 @@ impl Engine<'_> {
                     }
                 }
                 if let Some((id, h)) = memo {
-                    step_memo_put(id, &it.value, h, passed);
+                    keep_answer(&STEP_ANSWERS, id, &it.value, h, passed);
                 }
             } else {
                 // A scan recorded for the item answers before transforming it.
@@ -548,7 +547,9 @@ impl Engine<'_> {
                 // A pure operator's answer on a value seen before is
                 // remembered; a remembered match is evaluated again when
                 // the rule captures (the groups are not kept).
-                let memo = rule.op_memo.map(|id| (id, op_recall(id, &v)));
+                let memo = rule
+                    .op_memo
+                    .map(|id| (id, recall_answer(&OP_ANSWERS, id, &v)));
                 let known = match memo {
                     Some((_, (Some(r), _))) if !(r && rule.capture) => Some(r),
                     _ => None,
@@ -564,7 +565,7 @@ impl Engine<'_> {
                         let r =
                             op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None });
                         if let Some((id, (_, Some(h)))) = memo {
-                            op_keep(id, &v, h, r);
+                            keep_answer(&OP_ANSWERS, id, &v, h, r);
                         }
                         r
                     }

@@ -153,16 +153,27 @@ pub fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A thread's memory of yes/no answers of one kind.
+pub type Answers = std::thread::LocalKey<std::cell::RefCell<ValueMemory<bool>>>;
+
 thread_local! {
-    /// Operator answers by (rule link, value evaluated).
-    static OP_MEMO: std::cell::RefCell<ValueMemory<bool>> =
+    /// `@rx` answers by (rule link, value evaluated).
+    pub static OP_ANSWERS: std::cell::RefCell<ValueMemory<bool>> =
         std::cell::RefCell::new(ValueMemory::new(2048));
+    /// multiMatch rules: whether any step's value of a rule's chain holds
+    /// one of its literals, by (prefilter, original value).
+    pub static STEP_ANSWERS: std::cell::RefCell<ValueMemory<bool>> =
+        std::cell::RefCell::new(ValueMemory::new(1024));
 }
 
-/// The answer this thread remembers for operator `id` on `value`, or the
-/// hash to [`op_keep`] it with when the value was seen before.
-pub fn op_recall(id: u64, value: &[u8]) -> (Option<bool>, Option<u64>) {
-    OP_MEMO.with(|m| {
+/// The answer `memory` holds for asker `id` on `value`, or the hash to
+/// [`keep_answer`] it with when the value was seen before.
+pub fn recall_answer(
+    memory: &'static Answers,
+    id: u64,
+    value: &[u8],
+) -> (Option<bool>, Option<u64>) {
+    memory.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else {
             return (None, None);
         };
@@ -174,9 +185,9 @@ pub fn op_recall(id: u64, value: &[u8]) -> (Option<bool>, Option<u64>) {
     })
 }
 
-/// Remember operator `id`'s answer on `value` (after [`op_recall`] gave `hash`).
-pub fn op_keep(id: u64, value: &[u8], hash: u64, answer: bool) {
-    OP_MEMO.with(|m| {
+/// Hold asker `id`'s answer on `value` (after [`recall_answer`] gave `hash`).
+pub fn keep_answer(memory: &'static Answers, id: u64, value: &[u8], hash: u64, answer: bool) {
+    memory.with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
             m.keep(id, value, hash, answer);
         }

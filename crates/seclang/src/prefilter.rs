@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Prefilter {
-    /// Distinct per prefilter built (see [`step_memo_get`]).
+    /// Distinct per prefilter built (what a thread's memories key its answers by).
     id: u64,
     ac: AhoCorasick,
     lits: Vec<Vec<u8>>,
@@ -47,7 +47,7 @@ impl Prefilter {
         }
         let single = lits.iter().all(|l| l.len() == 1);
         Some(Prefilter {
-            id: next_filter_id(),
+            id: crate::memory::next_id(),
             ac,
             lits,
             first,
@@ -299,12 +299,6 @@ thread_local! {
         std::cell::RefCell::new(ValueMemory::new(MEMO_SETS));
 }
 
-static NEXT_FILTER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-fn next_filter_id() -> u64 {
-    NEXT_FILTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// What this thread's memory holds for a (filter, value).
 pub enum Memo {
     /// The scan was appended to `out`, with the facts remembered with it.
@@ -384,39 +378,6 @@ fn remembered(
             Some(f)
         }
     }
-}
-
-thread_local! {
-    /// Per thread, for multiMatch rules: whether any step's value of a
-    /// rule's chain holds one of its literals, by (prefilter, original value).
-    static STEP_MEMO: std::cell::RefCell<ValueMemory<bool>> =
-        std::cell::RefCell::new(ValueMemory::new(1024));
-}
-
-/// What this thread remembers of whether a step of prefilter `id`'s
-/// multiMatch chain passes its literals for `value`, or the hash to
-/// [`step_memo_put`] the answer with when the value was seen before.
-pub fn step_memo_get(id: u64, value: &[u8]) -> (Option<bool>, Option<u64>) {
-    STEP_MEMO.with(|m| {
-        let Ok(mut m) = m.try_borrow_mut() else {
-            return (None, None);
-        };
-        match m.recall(id, value) {
-            Recall::Held(&passes) => (Some(passes), None),
-            Recall::Again(h) => (None, Some(h)),
-            Recall::New => (None, None),
-        }
-    })
-}
-
-/// Tell this thread's memory the answer for `value`, whose hash
-/// [`step_memo_get`] gave.
-pub fn step_memo_put(id: u64, value: &[u8], h: u64, passes: bool) {
-    STEP_MEMO.with(|m| {
-        if let Ok(mut m) = m.try_borrow_mut() {
-            m.keep(id, value, h, passes);
-        }
-    })
 }
 
 impl GlobalFilter {
@@ -673,7 +634,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             pat_bit: gbits,
             bytes: gbytes,
             words,
-            id: next_filter_id(),
+            id: crate::memory::next_id(),
             transforms: functions,
         })
     });
@@ -699,8 +660,8 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             (
                 gid,
                 GroupFilter {
-                    id: next_filter_id(),
-                    chain_id: next_filter_id(),
+                    id: crate::memory::next_id(),
+                    chain_id: crate::memory::next_id(),
                     global: if failed { None } else { global.clone() },
                     gword,
                     chain_mask,
@@ -729,7 +690,7 @@ mod tests {
             pat_bit: (0..lits.len() as u32).collect(),
             bytes: ByteSlots::default(),
             words: lits.len().div_ceil(64),
-            id: next_filter_id(),
+            id: crate::memory::next_id(),
             transforms: ["lowercase", "urlDecodeUni", "removeWhitespace", "none"]
                 .iter()
                 .map(|n| Transform::from_name(n).unwrap())

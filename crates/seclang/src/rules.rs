@@ -80,7 +80,7 @@ pub struct Rule {
     pub skip_to: usize,
     pub prefilter: Option<Prefilter>,
     /// Distinct per rule link whose operator's answers a thread remembers
-    /// per value (see `memory::op_recall`).
+    /// per value (see `memory::OP_ANSWERS`).
     pub op_memo: Option<u64>,
     /// (group, slot) in the merged prefilter of rules sharing this transformation chain.
     pub group: Option<(u32, u32)>,
