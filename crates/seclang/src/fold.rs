@@ -23,7 +23,7 @@
 //! Jumps and precomputed matches fall back to full evaluation when a runtime
 //! `ctl:ruleRemoveTarget*` is in force, so exclusions keep working.
 
-use crate::actions::{Ctl, Disruptive, NonDisruptive};
+use crate::actions::{Ctl, Disruptive, NonDisruptive, SetVarOp};
 use crate::collections::Collection;
 use crate::engine::{Engine, Hit, Outcome, Runtime, Stats};
 use crate::macros::MacroStr;
@@ -47,78 +47,78 @@ pub enum Folded {
     Hits(Vec<Hit>),
 }
 
-/// TX keys that rules seen so far may write at request time.
+/// A set of TX keys: exact (lower-cased), by prefix (a macro key counted
+/// by its literal prefix), or all of them.
 #[derive(Default)]
-struct Taint {
+struct Keys {
     all: bool,
     exact: HashSet<String>,
     prefixes: Vec<String>,
 }
 
-impl Taint {
+impl Keys {
     fn has(&self, key: &str) -> bool {
         let k = key.to_ascii_lowercase();
         self.all || self.exact.contains(&k) || self.prefixes.iter().any(|p| k.starts_with(p))
     }
 
-    fn add_rule(&mut self, r: &Rule) {
-        for link in r.links() {
-            if link.capture {
-                self.exact.extend((0..10).map(|i| i.to_string()));
-            }
-            for a in &link.nd {
-                let NonDisruptive::SetVar(sv) = a else {
-                    continue;
-                };
-                if sv.coll != Var::Tx {
-                    continue;
-                }
-                let (p, literal) = sv.key.literal_prefix();
-                let p = String::from_utf8_lossy(&p).to_ascii_lowercase();
-                if literal {
-                    self.exact.insert(p);
-                } else if p.is_empty() {
-                    self.all = true;
-                } else {
-                    self.prefixes.push(p);
-                }
-            }
+    /// The key a setvar names: exact when literal, else by its literal prefix.
+    fn add_setvar_key(&mut self, key: &MacroStr) {
+        let (p, literal) = key.literal_prefix();
+        let p = String::from_utf8_lossy(&p).to_ascii_lowercase();
+        if literal {
+            self.exact.insert(p);
+        } else if p.is_empty() {
+            self.all = true;
+        } else {
+            self.prefixes.push(p);
         }
     }
-}
 
-/// TX keys that rules kept in the phase-1 prefix read at request time. A
-/// later rule folded into the snapshot every transaction starts from must
-/// not write one of them: the kept rule would see the later value.
-#[derive(Default)]
-struct Reads {
-    all: bool,
-    keys: HashSet<String>,
-}
-
-impl Reads {
-    fn add_key(&mut self, t: &crate::variables::Target) {
+    /// A TX variable a target or macro reads.
+    fn add_target(&mut self, t: &crate::variables::Target) {
         if t.var != Var::Tx {
             return;
         }
         match &t.sel {
             Selector::Key(k) => {
-                self.keys.insert(k.to_ascii_lowercase());
+                self.exact.insert(k.to_ascii_lowercase());
             }
             _ => self.all = true,
         }
     }
 
     fn add_macro(&mut self, m: &MacroStr) {
-        m.refs().for_each(|t| self.add_key(t));
+        m.refs().for_each(|t| self.add_target(t));
     }
 
-    fn add_rule(&mut self, r: &Rule) {
+    /// The TX keys the rule may write at request time (setvar, captures).
+    fn writes_of(r: &Rule) -> Keys {
+        let mut w = Keys::default();
+        for link in r.links() {
+            if link.capture {
+                w.exact.extend((0..10).map(|i| i.to_string()));
+            }
+            for a in &link.nd {
+                if let NonDisruptive::SetVar(sv) = a {
+                    if sv.coll == Var::Tx {
+                        w.add_setvar_key(&sv.key);
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    /// The TX keys the rule reads at request time: targets, operator
+    /// argument, setvar keys and values (`+=`/`-=` read the key they
+    /// write), setenv, msg and logdata.
+    fn add_reads_of(&mut self, r: &Rule) {
         for m in [&r.meta.msg, &r.meta.logdata].into_iter().flatten() {
             self.add_macro(m);
         }
         for l in r.links() {
-            l.targets.iter().for_each(|t| self.add_key(t));
+            l.targets.iter().for_each(|t| self.add_target(t));
             if let Op::Real { arg, .. } = &l.op {
                 self.add_macro(&MacroStr::parse(arg));
             }
@@ -126,26 +126,15 @@ impl Reads {
                 match a {
                     NonDisruptive::SetVar(sv) => {
                         self.add_macro(&sv.key);
-                        if let crate::actions::SetVarOp::Set(v)
-                        | crate::actions::SetVarOp::Add(v)
-                        | crate::actions::SetVarOp::Sub(v) = &sv.op
-                        {
-                            self.add_macro(v);
-                        }
-                        // `+=` and `-=` read the key they write.
-                        if sv.coll == Var::Tx
-                            && matches!(
-                                sv.op,
-                                crate::actions::SetVarOp::Add(_) | crate::actions::SetVarOp::Sub(_)
-                            )
-                        {
-                            match sv.key.literal_prefix() {
-                                (k, true) => {
-                                    self.keys
-                                        .insert(String::from_utf8_lossy(&k).to_ascii_lowercase());
+                        match &sv.op {
+                            SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                                self.add_macro(v);
+                                if sv.coll == Var::Tx {
+                                    self.add_setvar_key(&sv.key);
                                 }
-                                _ => self.all = true,
                             }
+                            SetVarOp::Set(v) => self.add_macro(v),
+                            SetVarOp::Delete => {}
                         }
                     }
                     NonDisruptive::SetEnv(k, v) => {
@@ -157,44 +146,30 @@ impl Reads {
             }
         }
     }
-}
 
-/// Whether folding `r` into the snapshot could change what a kept rule
-/// sees or leaves: `r` may write a TX key a kept rule reads (`reads`) or
-/// writes (`taint`; the kept rule's write comes later at request time).
-fn write_conflict(r: &Rule, reads: &Reads, taint: &Taint) -> bool {
-    let hits = |key: &str, literal: bool| {
-        if reads.all || taint.all {
-            return true;
-        }
-        let overlaps = |k: &str| {
-            if literal {
-                k == key
-            } else {
-                k.starts_with(key)
-            }
+    fn union(&mut self, other: Keys) {
+        self.all |= other.all;
+        self.exact.extend(other.exact);
+        self.prefixes.extend(other.prefixes);
+    }
+
+    /// Whether some key may be in both sets.
+    fn overlaps(&self, other: &Keys) -> bool {
+        let prefix_meets = |p: &str, o: &Keys| {
+            o.exact.iter().any(|k| k.starts_with(p))
+                || o.prefixes
+                    .iter()
+                    .any(|q| q.starts_with(p) || p.starts_with(q.as_str()))
         };
-        reads.keys.iter().any(|k| overlaps(k))
-            || taint.exact.iter().any(|k| overlaps(k))
-            || taint
-                .prefixes
-                .iter()
-                .any(|p| key.starts_with(p.as_str()) || p.starts_with(key))
-    };
-    r.links().any(|l| {
-        (l.capture && (0..10).any(|i| hits(&i.to_string(), true)))
-            || l.nd.iter().any(|a| match a {
-                NonDisruptive::SetVar(sv) if sv.coll == Var::Tx => {
-                    let (p, literal) = sv.key.literal_prefix();
-                    hits(&String::from_utf8_lossy(&p).to_ascii_lowercase(), literal)
-                }
-                _ => false,
-            })
-    })
+        self.all && (other.all || !other.exact.is_empty() || !other.prefixes.is_empty())
+            || other.all && (!self.exact.is_empty() || !self.prefixes.is_empty())
+            || self.exact.iter().any(|k| other.has(k))
+            || self.prefixes.iter().any(|p| prefix_meets(p, other))
+    }
 }
 
 /// A macro string reads nothing that can change at request time.
-fn macro_constant(m: &MacroStr, taint: &Taint, matched_ok: bool) -> bool {
+fn macro_constant(m: &MacroStr, taint: &Keys, matched_ok: bool) -> bool {
     m.refs().all(|t| match (t.var, &t.sel) {
         (Var::Tx, Selector::Key(k)) => !taint.has(k),
         (Var::Rule, _) => true,
@@ -204,7 +179,7 @@ fn macro_constant(m: &MacroStr, taint: &Taint, matched_ok: bool) -> bool {
 }
 
 /// Every link reads only constant TX members (targets and operator argument).
-fn condition_constant(r: &Rule, taint: &Taint) -> bool {
+fn condition_constant(r: &Rule, taint: &Keys) -> bool {
     r.links().all(|l| {
         let targets_ok = l.targets.iter().all(|t| match (t.var, &t.sel) {
             (Var::Tx, Selector::Key(k)) => !taint.has(k),
@@ -222,7 +197,7 @@ fn condition_constant(r: &Rule, taint: &Taint) -> bool {
 
 /// The rule's actions can be carried out here: setvars of TX computed from
 /// constants only, no ctl or setenv.
-fn effects_constant(r: &Rule, taint: &Taint) -> bool {
+fn effects_constant(r: &Rule, taint: &Keys) -> bool {
     r.links().all(|l| {
         // SecAction's MATCHED_VAR is REQUEST_URI, which is request data.
         let matched_ok = !matches!(l.op, Op::Always);
@@ -231,10 +206,10 @@ fn effects_constant(r: &Rule, taint: &Taint) -> bool {
                 sv.coll == Var::Tx
                     && macro_constant(&sv.key, taint, matched_ok)
                     && match &sv.op {
-                        crate::actions::SetVarOp::Set(v)
-                        | crate::actions::SetVarOp::Add(v)
-                        | crate::actions::SetVarOp::Sub(v) => macro_constant(v, taint, matched_ok),
-                        crate::actions::SetVarOp::Delete => true,
+                        SetVarOp::Set(v) | SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                            macro_constant(v, taint, matched_ok)
+                        }
+                        SetVarOp::Delete => true,
                     }
             }
             NonDisruptive::Ctl(Ctl::Ignored) | NonDisruptive::InitCol => true,
@@ -364,8 +339,13 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
     if cfg.engine == EngineMode::Off {
         return Collection::default();
     }
-    let mut taint = Taint::default();
-    let mut reads = Reads::default();
+    // TX keys rules kept so far may write, and (in the phase-1 prefix) read,
+    // at request time. A rule folded into the snapshot every transaction
+    // starts from runs ahead of every kept rule, so it must not write a key
+    // a kept rule reads (that rule would see the later value) or writes
+    // (the kept rule's earlier write would win).
+    let mut taint = Keys::default();
+    let mut reads = Keys::default();
     let mut prefix = true;
     for (pi, entries) in phases.iter_mut().enumerate() {
         let phase = pi as u8 + 1;
@@ -396,9 +376,11 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                 continue;
             }
             if prefix && phase == 1 {
+                let writes = Keys::writes_of(&rule);
                 if condition_constant(&rule, &taint)
                     && effects_constant(&rule, &taint)
-                    && !write_conflict(&rule, &reads, &taint)
+                    && !writes.overlaps(&taint)
+                    && !writes.overlaps(&reads)
                 {
                     let saved = ev.st.tx.clone();
                     match ev.run(&rule, phase) {
@@ -420,8 +402,8 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                 } else if !transparent(&rule) {
                     prefix = false;
                 }
-                reads.add_rule(&rule);
-                taint.add_rule(&rule);
+                reads.add_reads_of(&rule);
+                taint.union(writes);
                 out.push(Entry::Rule(rule));
                 continue;
             }
@@ -446,7 +428,7 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                     rule.folded = Folded::Hits(hits);
                 }
             }
-            taint.add_rule(&rule);
+            taint.union(Keys::writes_of(&rule));
             out.push(Entry::Rule(rule));
         }
         *entries = out;
@@ -455,4 +437,52 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
         }
     }
     ev.st.tx
+}
+
+#[cfg(test)]
+mod keys_tests {
+    use super::Keys;
+
+    fn keys(exact: &[&str], prefixes: &[&str], all: bool) -> Keys {
+        Keys {
+            all,
+            exact: exact.iter().map(|k| k.to_string()).collect(),
+            prefixes: prefixes.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn overlap_of_exact_keys_prefixes_and_all() {
+        let cases = [
+            (keys(&["a"], &[], false), keys(&["a"], &[], false), true),
+            (keys(&["a"], &[], false), keys(&["b"], &[], false), false),
+            (
+                keys(&["score_pl1"], &[], false),
+                keys(&[], &["score_"], false),
+                true,
+            ),
+            (
+                keys(&[], &["score_"], false),
+                keys(&[], &["score_pl"], false),
+                true,
+            ),
+            (
+                keys(&[], &["header_"], false),
+                keys(&["score"], &["ip_"], false),
+                false,
+            ),
+            (keys(&[], &[], true), keys(&["x"], &[], false), true),
+            (keys(&[], &[], true), keys(&[], &[], false), false),
+        ];
+        for (a, b, want) in &cases {
+            assert_eq!(a.overlaps(b), *want, "{:?} / {:?}", a.exact, b.exact);
+            assert_eq!(
+                b.overlaps(a),
+                *want,
+                "reversed: {:?} / {:?}",
+                b.exact,
+                a.exact
+            );
+        }
+    }
 }
