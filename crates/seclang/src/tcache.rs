@@ -109,6 +109,9 @@ impl BufSet {
     }
 }
 
+/// A group whose union is not computed (see `TCache::unions`).
+const NO_UNION: u32 = u32::MAX;
+
 #[derive(Default)]
 pub struct TCache {
     /// (value address, length) -> which transformation functions leave
@@ -125,9 +128,11 @@ pub struct TCache {
     /// (the prefilter asks about the same value next).
     last: Option<((usize, usize), u32)>,
     bits: Vec<u64>,
-    /// Prefilter group -> offset in `bits` of the phase-wide union over all
-    /// the items the group's skippable rules can target.
-    unions: FxHashMap<u32, u32>,
+    /// Prefilter group (index) -> offset in `bits` of the phase-wide union
+    /// over all the items the group's skippable rules can target; `NO_UNION`
+    /// or past the end: not computed. Asked once per skippable rule, so a
+    /// direct index rather than a map.
+    unions: Vec<u32>,
     /// The phase's union words per (target, group) (see `UnionPlan`);
     /// empty until the phase's unions are computed.
     target_unions: Vec<u64>,
@@ -199,8 +204,9 @@ impl TCache {
     /// Whether `slot` is set in the phase-wide union of group `gid`, once computed.
     pub fn union_bit(&self, gid: u32, slot: u32) -> Option<bool> {
         self.unions
-            .get(&gid)
-            .map(|&off| bit(&self.bits[off as usize..], slot))
+            .get(gid as usize)
+            .filter(|&&off| off != NO_UNION)
+            .map(|&off| bit(self.bits.get(off as usize..).unwrap_or_default(), slot))
     }
 
     /// When `v` is the item's own (untransformed) value, or differs from it
@@ -483,7 +489,13 @@ impl TCache {
     pub fn set_union(&mut self, gid: u32, acc: &[u64]) {
         let off = self.bits.len();
         self.bits.extend_from_slice(acc);
-        self.unions.insert(gid, off as u32);
+        let g = gid as usize;
+        if self.unions.len() <= g {
+            self.unions.resize(g + 1, NO_UNION);
+        }
+        if let Some(u) = self.unions.get_mut(g) {
+            *u = off as u32;
+        }
     }
 
     /// An empty cache, recycled from this thread's pool when there is one.
