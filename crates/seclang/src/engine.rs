@@ -599,6 +599,9 @@ impl Engine<'_> {
         hits
     }
 
+    // Out of line, as `disrupt` and `non_disruptive`: they run on matches
+    // only, and inlined into `run_chain` their set-up ran on every rule.
+    #[inline(never)]
     fn log(&mut self, starter: &Rule) {
         let st: &TxState = self.st;
         let m = &starter.meta;
@@ -642,6 +645,7 @@ impl Engine<'_> {
     }
 
     /// Carry out the starter's disruptive action; true when the phase stops.
+    #[inline(never)]
     fn disrupt(&mut self, starter: &Rule) -> bool {
         if self.rt.mode != EngineMode::On || self.rt.phase == 5 {
             return false;
@@ -691,6 +695,7 @@ impl Engine<'_> {
         }
     }
 
+    #[inline(never)]
     fn non_disruptive(&mut self, a: &NonDisruptive) {
         match a {
             NonDisruptive::SetVar(sv) => {
