@@ -408,12 +408,14 @@ impl Engine<'_> {
                 }
             }
             if t.count {
-                let mut tmp = Vec::new();
-                let n = variables::generate(t, st, &mut tmp);
+                // Counted in place: the items go again, the number stays.
+                let before = items.len();
+                let n = variables::generate(t, st, &mut items);
+                items.truncate(before);
                 items.push(Item {
                     var: t.var,
                     key: Cow::Borrowed(&[]),
-                    value: Cow::Owned(n.to_string().into_bytes()),
+                    value: variables::decimal(n),
                     stable: false,
                 });
                 continue;

@@ -359,6 +359,39 @@ impl Selector {
 }
 
 /// Generate the items of one (non-negated) target into `out`; returns how many.
+/// The decimal text of `n`; counts (`&ARGS`, `&REQUEST_HEADERS:Host`) are
+/// almost always below 1000, and those are not allocated.
+pub fn decimal(n: usize) -> Cow<'static, [u8]> {
+    match SMALL_DECIMALS.get(n) {
+        Some(d) => Cow::Borrowed(&d.0[..usize::from(d.1)]),
+        None => Cow::Owned(n.to_string().into_bytes()),
+    }
+}
+
+/// Digits and their count of 0..1000.
+static SMALL_DECIMALS: [([u8; 3], u8); 1000] = {
+    let mut t = [([0u8; 3], 0u8); 1000];
+    let mut n = 0;
+    while n < 1000 {
+        t[n] = if n < 10 {
+            ([b'0' + n as u8, 0, 0], 1)
+        } else if n < 100 {
+            ([b'0' + (n / 10) as u8, b'0' + (n % 10) as u8, 0], 2)
+        } else {
+            (
+                [
+                    b'0' + (n / 100) as u8,
+                    b'0' + (n / 10 % 10) as u8,
+                    b'0' + (n % 10) as u8,
+                ],
+                3,
+            )
+        };
+        n += 1;
+    }
+    t
+};
+
 pub fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>) -> usize {
     let before = out.len();
     match t.var {
@@ -513,6 +546,14 @@ pub(crate) fn pairs<'a, K: AsRef<[u8]> + 'a, V: AsRef<[u8]> + 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_read_as_display_writes_them() {
+        for n in [0, 7, 9, 10, 42, 99, 100, 101, 999, 1000, 12345, usize::MAX] {
+            assert_eq!(&*decimal(n), n.to_string().as_bytes(), "{n}");
+        }
+        assert!(matches!(decimal(999), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn literal_key_selectors_agree_with_the_regex() {
