@@ -62,24 +62,17 @@ pub fn urlencoded(s: &[u8], sep: u8) -> (Pairs, bool) {
 
 /// v2 version-0 cookie parsing: `;` separated `name=value`, names
 /// trimmed of leading whitespace, values kept raw (quotes included).
-pub fn cookies(h: &[u8]) -> Pairs {
-    let mut out = Vec::new();
-    for part in h.split(|&b| b == b';') {
+/// The name/value pairs of a Cookie header, borrowed from it.
+pub fn cookie_pairs(h: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    h.split(|&b| b == b';').filter_map(|part| {
         let part = part.trim_ascii_start();
-        if part.is_empty() {
-            continue;
-        }
         let (n, v) = match part.iter().position(|&b| b == b'=') {
             Some(i) => (&part[..i], &part[i + 1..]),
             None => (part, &[][..]),
         };
         let n = n.trim_ascii_end();
-        if n.is_empty() {
-            continue;
-        }
-        out.push((n.to_vec(), v.to_vec()));
-    }
-    out
+        (!n.is_empty()).then_some((n, v))
+    })
 }
 
 fn error(st: &mut TxState, msg: String) {
@@ -245,8 +238,8 @@ mod tests {
 
     #[test]
     fn cookie_parsing() {
-        let c = cookies(b"a=1; b=\"q\";c; =x;  d = 4 ");
-        let names: Vec<&[u8]> = c.iter().map(|(n, _)| n.as_slice()).collect();
+        let c: Vec<_> = cookie_pairs(b"a=1; b=\"q\";c; =x;  d = 4 ").collect();
+        let names: Vec<&[u8]> = c.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, [&b"a"[..], b"b", b"c", b"d"]);
         assert_eq!(c[1].1, b"\"q\"");
         assert_eq!(c[3].1, b" 4 ");

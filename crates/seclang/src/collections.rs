@@ -25,10 +25,18 @@ pub struct Collection {
     index: HashTable<usize>,
     /// Indexes of base entries removed in this layer (few: a Vec).
     removed: Vec<usize>,
+    /// Buffers of entries a previous use of this layer held (see
+    /// `relayer`), taken by new keys before anything is allocated.
+    spare: Vec<(String, Vec<u8>)>,
 }
 
 /// Own entries a layer has room for from the start.
 const LAYER_CAPACITY: usize = 32;
+
+/// Entry buffers a layer keeps for reuse, and the largest kept (a body-sized
+/// value is let go rather than held by the thread).
+const SPARE_ENTRIES: usize = 128;
+const SPARE_BYTES: usize = 1024;
 
 /// A key as given, with the hash of its lower-cased form.
 struct Key<'k> {
@@ -81,7 +89,30 @@ impl Collection {
             items: Vec::with_capacity(LAYER_CAPACITY),
             index: HashTable::with_capacity(LAYER_CAPACITY),
             removed: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// Whether this is a layer over a shared base (see `layered`).
+    pub fn has_base(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// Start again as `base` with no own entries, keeping this layer's
+    /// tables and entry buffers for the new entries (a thread's next
+    /// transaction reuses its last TX layer; see `state::Spare`).
+    pub fn relayer(&mut self, base: Arc<Collection>) {
+        self.base = Some(base);
+        self.index.clear();
+        self.removed.clear();
+        let room = SPARE_ENTRIES.saturating_sub(self.spare.len());
+        self.spare.extend(
+            self.items
+                .drain(..)
+                .take(room)
+                .map(|(k, v, _)| (k, v))
+                .filter(|(k, v)| k.capacity() <= SPARE_BYTES && v.capacity() <= SPARE_BYTES),
+        );
     }
 
     /// Index in `items` of the key.
@@ -143,11 +174,17 @@ impl Collection {
             Some(i) => i,
             None => {
                 let replaces = self.in_base(&k);
-                let start = replaces
+                let (mut name, mut start) = self.spare.pop().unwrap_or_default();
+                name.clear();
+                name.push_str(key);
+                name.make_ascii_lowercase();
+                start.clear();
+                if let Some(e) = replaces
                     .filter(|_| from_base)
                     .and_then(|b| self.base.as_ref()?.items.get(b))
-                    .map(|e| e.1.clone())
-                    .unwrap_or_default();
+                {
+                    start.extend_from_slice(&e.1);
+                }
                 let i = self.items.len();
                 let items = &self.items;
                 self.index.insert_unique(k.hash, i, |&j| {
@@ -156,7 +193,7 @@ impl Collection {
                         .map(|e| ci_hash(e.0.as_bytes()))
                         .unwrap_or_default()
                 });
-                self.items.push((key.to_ascii_lowercase(), start, replaces));
+                self.items.push((name, start, replaces));
                 i
             }
         };

@@ -250,8 +250,11 @@ pub struct Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        // Hand the cache's tables back for the thread's next transaction.
-        tcache::TCache::give(std::mem::take(&mut self.cache));
+        // Hand the cache's tables and the state's buffers back for the
+        // thread's next transaction.
+        let mut cache = std::mem::take(&mut self.cache);
+        cache.spare = state::Spare::keep(&mut self.st);
+        tcache::TCache::give(cache);
     }
 }
 
@@ -259,8 +262,14 @@ impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: &RequestHead, unique_id: String) -> Self {
         let cfg = &rules.cfg;
         let rt = engine::Runtime::new(cfg);
-        let mut st = request::initial_state(req, &unique_id, cfg.arg_separator);
-        st.tx = collections::Collection::layered(rules.tx_init.clone());
+        let mut cache = tcache::TCache::take();
+        let spare = std::mem::take(&mut cache.spare);
+        let mut st = request::initial_state(req, &unique_id, cfg.arg_separator, spare);
+        // The last transaction's TX layer, emptied, over this rule set's start.
+        match &mut st.tx {
+            tx if tx.has_base() => tx.relayer(rules.tx_init.clone()),
+            tx => *tx = collections::Collection::layered(rules.tx_init.clone()),
+        }
         st.rule_metas = rules.metas.clone();
         st.captures_set = 10;
         Transaction {
@@ -271,7 +280,7 @@ impl Transaction {
             matched: Vec::with_capacity(32),
             st,
             rt,
-            cache: tcache::TCache::take(),
+            cache,
             stats: engine::Stats::default(),
             done: [false; 6],
         }

@@ -78,12 +78,26 @@ fn ip_text(ip: std::net::IpAddr) -> Vec<u8> {
     }
 }
 
-pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
+/// The state a transaction starts from; `spare` gives the buffers of the
+/// thread's last transaction to fill again (see `state::Spare`).
+pub fn initial_state(
+    req: &RequestHead,
+    unique_id: &str,
+    sep: u8,
+    spare: crate::state::Spare,
+) -> TxState {
     let mut st = TxState {
         started: Some(Instant::now()),
         wall: Some(SystemTime::now()),
+        req_headers: spare.req_headers,
+        cookies: spare.cookies,
+        matched_vars: spare.matched_vars,
         ..Default::default()
     };
+    if let Some(tx) = spare.tx {
+        st.tx = tx;
+    }
+    st.matched_vars.clear();
     st.method = req.method.as_bytes().to_vec();
     st.uri_raw = req.uri_raw.as_bytes().to_vec();
     let (path, query) = split_target(req.uri_raw.as_bytes());
@@ -99,16 +113,19 @@ pub fn initial_state(req: &RequestHead, unique_id: &str, sep: u8) -> TxState {
     st.path = path;
     st.protocol = req.version.as_str().as_bytes().to_vec();
     st.request_line = req.request_line().into_bytes();
-    st.req_headers = req
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
-        .collect();
-    for (n, v) in &req.headers {
-        if n.eq_ignore_ascii_case("cookie") {
-            st.cookies.extend(crate::body::cookies(v));
-        }
-    }
+    crate::state::fill_pairs(
+        &mut st.req_headers,
+        req.headers
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_slice())),
+    );
+    crate::state::fill_pairs(
+        &mut st.cookies,
+        req.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| crate::body::cookie_pairs(v)),
+    );
     if let Some(q) = &query {
         let (args, err) = crate::body::urlencoded(q, sep);
         st.urlencoded_error |= err;

@@ -252,6 +252,60 @@ impl TxState {
     }
 }
 
+/// Buffers of a thread's last finished transaction that its next one fills
+/// again instead of allocating: the request headers, the cookies, the TX
+/// layer's entries and the matched-variable list. Kept with the thread's
+/// transformation cache (`TCache::spare`).
+#[derive(Debug, Default)]
+pub struct Spare {
+    pub req_headers: Pairs,
+    pub cookies: Pairs,
+    pub tx: Option<Collection>,
+    pub matched_vars: MatchedVars,
+}
+
+impl Spare {
+    /// Take the reusable buffers of a finished transaction's state; large
+    /// ones are let go rather than kept by the thread.
+    pub fn keep(st: &mut TxState) -> Spare {
+        let small = |p: &Pairs| {
+            p.len() <= 64
+                && p.iter()
+                    .all(|(n, v)| n.capacity() <= 1024 && v.capacity() <= 8192)
+        };
+        let mut s = Spare::default();
+        if small(&st.req_headers) {
+            s.req_headers = std::mem::take(&mut st.req_headers);
+        }
+        if small(&st.cookies) {
+            s.cookies = std::mem::take(&mut st.cookies);
+        }
+        s.tx = Some(std::mem::take(&mut st.tx));
+        s.matched_vars = std::mem::take(&mut st.matched_vars);
+        s.matched_vars.trim(32, 1024);
+        s
+    }
+}
+
+/// Copy `src` into `dst`, into the buffers `dst` already has (entries past
+/// the end of `src` are dropped).
+pub fn fill_pairs<'s>(dst: &mut Pairs, src: impl Iterator<Item = (&'s [u8], &'s [u8])>) {
+    let mut n = 0;
+    for (a, b) in src {
+        match dst.get_mut(n) {
+            Some((x, y)) => {
+                x.clear();
+                x.extend_from_slice(a);
+                y.clear();
+                y.extend_from_slice(b);
+            }
+            None => dst.push((a.to_vec(), b.to_vec())),
+        }
+        n += 1;
+    }
+    dst.truncate(n);
+}
+
 /// MATCHED_VARS of the rule being run. Cleared after every rule, so the
 /// entries keep their buffers for the next rule's matches instead of being
 /// freed and allocated again.
@@ -277,6 +331,14 @@ impl MatchedVars {
             None => self.list.push((name.to_string(), value.to_vec())),
         }
         self.len += 1;
+    }
+
+    /// Keep at most `entries` buffers, none over `bytes` (the rest are freed).
+    pub fn trim(&mut self, entries: usize, bytes: usize) {
+        self.len = 0;
+        self.list.truncate(entries);
+        self.list
+            .retain(|(n, v)| n.capacity() <= bytes && v.capacity() <= bytes);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {

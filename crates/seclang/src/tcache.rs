@@ -143,6 +143,8 @@ pub struct TCache {
     pub no_match_buf: BufSet,
     /// The list a rule's evaluation collects its matches in, reused.
     pub(crate) hits_buf: crate::engine::Hits,
+    /// The last transaction's state buffers, for the next one.
+    pub(crate) spare: crate::state::Spare,
 }
 
 /// An empty list with the allocation of `v`, for items of another lifetime

@@ -915,3 +915,43 @@ SecAction "id:2,phase:1,pass,nolog,setvar:tx.limit=9"
         assert_eq!(tx.tx_var("limit").as_deref(), Some("9"), "{uri}");
     }
 }
+
+/// A thread's next transaction reuses the last one's buffers (headers,
+/// cookies, TX entries, matched variables): nothing of the last request
+/// shows through, whether the next one has more or fewer of each.
+#[test]
+fn reused_buffers_do_not_carry_one_request_into_the_next() {
+    let conf = r#"SecRuleEngine On
+SecRule REQUEST_HEADERS_NAMES "@rx ^x-.*$" "id:1,phase:1,pass,nolog,capture,t:lowercase,setvar:'tx.seen_%{tx.0}=%{tx.0}'"
+SecRule &REQUEST_HEADERS "@eq 1" "id:10,phase:1,pass,log"
+SecRule &REQUEST_COOKIES "@eq 0" "id:11,phase:1,pass,log"
+SecRule &TX:/^seen_/ "@eq 0" "id:12,phase:1,pass,log"
+SecRule REQUEST_HEADERS|REQUEST_COOKIES "@rx secret" "id:13,phase:1,pass,log"
+SecRule &MATCHED_VARS "@gt 0" "id:14,phase:1,pass,log"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let big: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("X-H{i}"), format!("secret-{i}")))
+        .chain([("Cookie".to_string(), "a=secret; b=2; c=3".to_string())])
+        .collect();
+    let big: Vec<(&str, &str)> = big.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    for round in 0..3 {
+        let mut tx = Transaction::new(rs.clone(), &req("/", &big), "uid".into());
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.tx_var("seen_x-h39").as_deref(), Some("x-h39"));
+        let fired = ids(&tx);
+        assert!(
+            fired.contains(&13) && !fired.contains(&10),
+            "{round}: {fired:?}"
+        );
+        drop(tx);
+        let mut tx = Transaction::new(
+            rs.clone(),
+            &req("/", &[("Host", "a.example")]),
+            "uid".into(),
+        );
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.tx_var("seen_x-h39"), None);
+        assert_eq!(ids(&tx), [10, 11, 12], "round {round}");
+    }
+}
