@@ -265,8 +265,8 @@ impl Engine<'_> {
             Some(&(g0, _)) if self.cache.union_bit(g0, 0).is_none() => {}
             _ => return,
         }
-        let mut items: Vec<Item<'_>> =
-            crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
+        // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
+        let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
         let st: &TxState = self.st;
         let cache: &mut TCache = self.cache;
         // The previous phase's words give their allocation.
@@ -392,8 +392,8 @@ impl Engine<'_> {
             }
             Op::Real { op, .. } => op,
         };
-        let mut items: Vec<Item<'_>> =
-            crate::tcache::recycle(std::mem::take(&mut self.cache.item_buf));
+        // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
+        let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
         items.reserve(item_capacity(st));
         for (ti, t) in rule.targets.iter().enumerate() {
             if t.negated {
