@@ -38,23 +38,62 @@ const LAYER_CAPACITY: usize = 32;
 const SPARE_ENTRIES: usize = 128;
 const SPARE_BYTES: usize = 1024;
 
+/// A member name known before any request (`TX:name` in a target,
+/// `%{tx.name}`, a literal `setvar` key): lower-cased and hashed once, when
+/// the rules are loaded, instead of on every lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    text: String,
+    hash: u64,
+}
+
+impl Name {
+    pub fn new(name: &str) -> Name {
+        let text = name.to_ascii_lowercase();
+        let hash = ci_hash(text.as_bytes());
+        Name { text, hash }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
 /// A key as given, with the hash of its lower-cased form.
 struct Key<'k> {
-    key: &'k [u8],
+    key: &'k str,
     hash: u64,
+    /// Already lower-case (a `Name`): compared byte for byte.
+    lower: bool,
 }
 
 impl Key<'_> {
     fn new(key: &str) -> Key<'_> {
         Key {
-            key: key.as_bytes(),
+            key,
             hash: ci_hash(key.as_bytes()),
+            lower: false,
+        }
+    }
+
+    fn named(n: &Name) -> Key<'_> {
+        Key {
+            key: &n.text,
+            hash: n.hash,
+            lower: true,
         }
     }
 
     /// Whether a stored (lower-case) key is this one.
     fn is(&self, stored: &str) -> bool {
-        stored.as_bytes().eq_ignore_ascii_case(self.key)
+        if self.lower {
+            stored == self.key
+        } else {
+            stored.as_bytes().eq_ignore_ascii_case(self.key.as_bytes())
+        }
     }
 }
 
@@ -131,14 +170,26 @@ impl Collection {
 
     /// The stored key and value for `key` (any case).
     pub fn get_entry(&self, key: &str) -> Option<(&str, &[u8])> {
-        let k = Key::new(key);
-        if let Some(i) = self.own(&k) {
+        self.entry(&Key::new(key))
+    }
+
+    /// [`Collection::get_entry`] for a name hashed at load time.
+    pub fn get_entry_named(&self, name: &Name) -> Option<(&str, &[u8])> {
+        self.entry(&Key::named(name))
+    }
+
+    pub fn get_named(&self, name: &Name) -> Option<&[u8]> {
+        self.entry(&Key::named(name)).map(|(_, v)| v)
+    }
+
+    fn entry(&self, k: &Key<'_>) -> Option<(&str, &[u8])> {
+        if let Some(i) = self.own(k) {
             return self
                 .items
                 .get(i)
                 .map(|(k, v, _)| (k.as_str(), v.as_slice()));
         }
-        let i = self.in_base(&k)?;
+        let i = self.in_base(k)?;
         let (k, v, _) = self.base.as_ref()?.items.get(i)?;
         Some((k.as_str(), v.as_slice()))
     }
@@ -148,13 +199,20 @@ impl Collection {
     }
 
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        *self.slot(key, false) = value;
+        *self.slot(Key::new(key), false) = value;
     }
 
     /// Set `key` to a copy of `value`, into the buffer this layer already
     /// has for the key when there is one (one lookup, no new allocation).
     pub fn assign(&mut self, key: &str, value: &[u8]) {
-        let slot = self.slot(key, false);
+        let slot = self.slot(Key::new(key), false);
+        slot.clear();
+        slot.extend_from_slice(value);
+    }
+
+    /// [`Collection::assign`] for a name hashed at load time.
+    pub fn assign_named(&mut self, name: &Name, value: &[u8]) {
+        let slot = self.slot(Key::named(name), false);
         slot.clear();
         slot.extend_from_slice(value);
     }
@@ -163,13 +221,18 @@ impl Collection {
     /// its buffer reused). A key only the base has starts as a copy of the
     /// base's value; a new key starts empty.
     pub fn value_mut(&mut self, key: &str) -> &mut Vec<u8> {
-        self.slot(key, true)
+        self.slot(Key::new(key), true)
+    }
+
+    /// [`Collection::value_mut`] for a name hashed at load time.
+    pub fn value_mut_named(&mut self, name: &Name) -> &mut Vec<u8> {
+        self.slot(Key::named(name), true)
     }
 
     /// This layer's entry for `key`, created when absent: from the base's
     /// value when `from_base` (to be updated), else empty (to be replaced).
-    fn slot(&mut self, key: &str, from_base: bool) -> &mut Vec<u8> {
-        let k = Key::new(key);
+    fn slot(&mut self, k: Key<'_>, from_base: bool) -> &mut Vec<u8> {
+        let key = k.key;
         let i = match self.own(&k) {
             Some(i) => i,
             None => {
@@ -276,6 +339,25 @@ mod tests {
         c.set("baz", b"4".to_vec());
         let keys: Vec<&str> = c.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["bar", "baz"]);
+    }
+
+    /// Names hashed at load time find what keys given per request find, in
+    /// the layer and in its base, whatever the case on either side.
+    #[test]
+    fn names_find_what_keys_find() {
+        let mut c = over_score_and_other();
+        let score = Name::new("SCORE");
+        let fresh = Name::new("Fresh_Key");
+        assert_eq!(c.get_named(&score), Some(&b"5"[..]));
+        c.value_mut_named(&score).push(b'0');
+        assert_eq!(c.get("Score"), Some(&b"50"[..]));
+        c.assign_named(&fresh, b"f");
+        assert_eq!(c.get_entry("FRESH_key"), Some(("fresh_key", &b"f"[..])));
+        c.assign("fresh_KEY", b"g");
+        assert_eq!(c.get_named(&fresh), Some(&b"g"[..]));
+        assert_eq!(c.get_named(&Name::new("other")), Some(&b"x"[..]));
+        assert_eq!(c.get_named(&Name::new("othe")), None);
+        assert_eq!(c.iter().count(), 3);
     }
 
     /// A layer over a base holding `score=5` and `other=x`.

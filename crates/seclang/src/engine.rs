@@ -717,14 +717,20 @@ impl Engine<'_> {
                     SetVarOp::Set(v) => {
                         let v = v.expand_in(self.st, &mut vbuf);
                         if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
-                            c.assign(&key, v);
+                            match &sv.name {
+                                Some(n) => c.assign_named(n, v),
+                                None => c.assign(&key, v),
+                            }
                         }
                     }
                     SetVarOp::Add(v) | SetVarOp::Sub(v) => {
                         let rhs = crate::actions::setvar::atoi(v.expand_in(self.st, &mut vbuf));
                         let add = matches!(sv.op, SetVarOp::Add(_));
                         if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
-                            let slot = c.value_mut(&key);
+                            let slot = match &sv.name {
+                                Some(n) => c.value_mut_named(n),
+                                None => c.value_mut(&key),
+                            };
                             let cur = crate::actions::setvar::atoi(slot);
                             let n = if add {
                                 cur.saturating_add(rhs)

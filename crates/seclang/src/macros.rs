@@ -119,7 +119,7 @@ impl MacroStr {
                     sel: Selector::Key(k),
                     ..
                 }) => {
-                    if let Some(v) = st.tx.get(k) {
+                    if let Some(v) = st.tx.get_named(k) {
                         out.extend_from_slice(v);
                     }
                 }
@@ -164,7 +164,7 @@ fn resolve(name: &str) -> Part {
         return Part::Nothing;
     };
     let sel = match key {
-        Some(k) if !k.is_empty() => Selector::Key(k.to_string()),
+        Some(k) if !k.is_empty() => Selector::Key(crate::collections::Name::new(k)),
         _ => Selector::All,
     };
     Part::Var(Target {

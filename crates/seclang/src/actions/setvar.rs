@@ -17,6 +17,8 @@ pub enum SetVarOp {
 pub struct SetVar {
     pub coll: Var,
     pub key: MacroStr,
+    /// The key when it has no macro, hashed at load time.
+    pub name: Option<crate::collections::Name>,
     pub op: SetVarOp,
 }
 
@@ -57,9 +59,15 @@ impl SetVar {
                 },
             }
         };
+        let key = MacroStr::parse(key);
+        let name = match key.literal_prefix() {
+            (k, true) => Some(crate::collections::Name::new(&String::from_utf8_lossy(&k))),
+            _ => None,
+        };
         Ok(SetVar {
             coll,
-            key: MacroStr::parse(key),
+            key,
+            name,
             op,
         })
     }

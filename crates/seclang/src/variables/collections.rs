@@ -38,7 +38,7 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
     };
     // Fast path: an exact key is a hash lookup.
     if let super::Selector::Key(k) = &t.sel {
-        if let Some((key, v)) = c.get_entry(k) {
+        if let Some((key, v)) = c.get_entry_named(k) {
             out.push(Item {
                 var: t.var,
                 key: Cow::Borrowed(key.as_bytes()),

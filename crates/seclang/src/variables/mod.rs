@@ -183,8 +183,9 @@ pub fn phase_stable(v: Var) -> bool {
 #[derive(Debug, Clone)]
 pub enum Selector {
     All,
-    /// Exact key, compared case-insensitively.
-    Key(String),
+    /// Exact key, compared case-insensitively (lower-cased and hashed at
+    /// load time for collection lookups).
+    Key(crate::collections::Name),
     /// `/regex/`, matched against the key (case-insensitive, as v2 compiles it).
     Regex(KeyRegex),
     /// An XPath expression for `XML:`.
@@ -297,7 +298,7 @@ pub fn parse_target(name: &str, param: Option<&str>) -> Result<Target, String> {
                 .map_err(|e| format!("bad regex selector {p:?}: {e}"))?;
             Selector::Regex(KeyRegex { re, literal })
         }
-        Some(p) => Selector::Key(p.to_ascii_lowercase()),
+        Some(p) => Selector::Key(crate::collections::Name::new(p)),
     };
     if negated && count {
         return Err("a target cannot be both negated and counted".into());
@@ -619,7 +620,7 @@ mod tests {
         assert!(t.negated && matches!(t.sel, Selector::Regex(_)));
         assert!(t.sel.selects(b"x__UTMz"));
         let t = parse_target("&TX", Some("foo")).unwrap();
-        assert!(t.count && matches!(t.sel, Selector::Key(ref k) if k == "foo"));
+        assert!(t.count && matches!(t.sel, Selector::Key(ref k) if &**k == "foo"));
         let t = parse_target("XML", Some("/*")).unwrap();
         assert!(matches!(t.sel, Selector::XPath(_)));
         assert!(parse_target("BOGUS", None).is_err());
