@@ -292,6 +292,14 @@ impl Engine<'_> {
             let Some(words) = rs.groups.get(*gid as usize).map(|g| g.words()) else {
                 continue;
             };
+            if words == 1 {
+                // Most groups have under 64 rules: one word, no slices.
+                let w = offs.iter().fold(0, |u, &off| {
+                    u | accs.get(off as usize).copied().unwrap_or(0)
+                });
+                cache.set_union(*gid, &[w]);
+                continue;
+            }
             union.clear();
             union.resize(words, 0u64);
             for &off in offs {

@@ -152,7 +152,17 @@ pub struct TCache {
 // `filter_map` is what changes the element lifetime; `filter` cannot.
 #[allow(clippy::unnecessary_filter_map)]
 pub fn recycle<'b>(mut v: Vec<Item<'_>>) -> Vec<Item<'b>> {
-    v.clear();
+    // Nearly every item borrows its key and value: those need no drop call
+    // (thousands per JSON transaction), only owned ones are dropped.
+    for it in v.drain(..) {
+        if matches!(it.key, std::borrow::Cow::Owned(_))
+            || matches!(it.value, std::borrow::Cow::Owned(_))
+        {
+            drop(it);
+        } else {
+            std::mem::forget(it);
+        }
+    }
     v.into_iter().filter_map(|_| None).collect()
 }
 
