@@ -27,18 +27,9 @@ fi
 OFF=${PORT_OFFSET:-20000}
 UP=127.0.0.1:$((8081 + OFF)) PAL=127.0.0.1:$((8091 + OFF)) ADMIN=127.0.0.1:$((9991 + OFF))
 RUN=$(mktemp -d /tmp/palisade-unique.XXXXXX)
-cat > "$RUN/up.conf" <<CONF
-worker_processes 1;
-pid $RUN/up.pid;
-error_log $RUN/up.err;
-daemon off;
-events { worker_connections 1024; }
-http { access_log off; server { listen $UP; location / { return 200 "ok"; } } }
-CONF
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-taskset -c 0 nginx -c "$RUN/up.conf" & PIDS+=($!)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+start_upstream "$RUN" "$UP" taskset -c 0
 taskset -c 0 "$BIN" serve --policy "$ROOT/bench/policy-crs" --listen "$PAL" \
   --admin "$ADMIN" --upstream "$UP" > "$RUN/palisade.log" 2>&1 & PIDS+=($!)
 PAL_PID=$!
