@@ -132,6 +132,11 @@ impl Collection {
         }
     }
 
+    /// Room for own entries this layer has (its entry list or index).
+    pub fn own_capacity(&self) -> usize {
+        self.items.capacity().max(self.index.capacity())
+    }
+
     /// Whether this is a layer over a shared base (see `layered`).
     pub fn has_base(&self) -> bool {
         self.base.is_some()

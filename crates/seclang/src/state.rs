@@ -280,7 +280,10 @@ impl Spare {
         if small(&st.cookies) {
             s.cookies = std::mem::take(&mut st.cookies);
         }
-        s.tx = Some(std::mem::take(&mut st.tx));
+        // A layer grown by an unusual request (thousands of TX keys) is let go.
+        if st.tx.own_capacity() <= 1024 {
+            s.tx = Some(std::mem::take(&mut st.tx));
+        }
         s.matched_vars = std::mem::take(&mut st.matched_vars);
         s.matched_vars.trim(32, 1024);
         s
