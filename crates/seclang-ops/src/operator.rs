@@ -7,6 +7,9 @@ use std::net::IpAddr;
 
 enum Kind {
     Rx(regex::bytes::Regex, String),
+    /// `@rx ^.*$` (CRS 920450 and friends): every value matches whole
+    /// (ModSecurity compiles with DOTALL), so no regex is run.
+    RxAll,
     Pm(AhoCorasick, Vec<Vec<u8>>),
     /// The comparison, the argument, and its value when it has no macro
     /// (parsed once here instead of per value).
@@ -408,6 +411,7 @@ impl Operator {
         read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
     ) -> Result<Operator, String> {
         let kind = match name.to_ascii_lowercase().as_str() {
+            "rx" if arg == "^.*$" => Kind::RxAll,
             "rx" => Kind::Rx(compile_rx(arg)?, arg.to_string()),
             "pm" => pm(pm_words(arg)?)?,
             "pmfromfile" | "pmf" => pm(read_lines(arg, read_file)?)?,
@@ -455,7 +459,7 @@ impl Operator {
     /// automaton pass) and the libinjection operators (which remember clean
     /// values themselves) are not.
     pub fn worth_remembering(&self) -> bool {
-        matches!(&self.kind, Kind::Rx(_, p) if p != "^.*$")
+        matches!(&self.kind, Kind::Rx(..))
     }
 
     /// Evaluates the operator against `v` (negation applied). With `caps`,
@@ -463,9 +467,7 @@ impl Operator {
     /// `@detectSQLi` the fingerprint.
     pub fn eval(&self, v: &[u8], exp: &dyn Expand, caps: Option<&mut Vec<Vec<u8>>>) -> bool {
         let r = match &self.kind {
-            // `^.*$` (CRS 920450 and friends) matches every value whole
-            // (ModSecurity compiles with DOTALL): no regex run needed.
-            Kind::Rx(_, p) if p == "^.*$" => {
+            Kind::RxAll => {
                 if let Some(c) = caps {
                     c.clear();
                     c.push(v.to_vec());
