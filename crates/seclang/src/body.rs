@@ -60,9 +60,9 @@ pub fn urlencoded(s: &[u8], sep: u8) -> (Pairs, bool) {
     (out, bad)
 }
 
-/// v2 version-0 cookie parsing: `;` separated `name=value`, names
-/// trimmed of leading whitespace, values kept raw (quotes included).
-/// The name/value pairs of a Cookie header, borrowed from it.
+/// The name/value pairs of a Cookie header, borrowed from it. v2
+/// version-0 cookie parsing: `;` separated `name=value`, names trimmed of
+/// leading whitespace, values kept raw (quotes included).
 pub fn cookie_pairs(h: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     h.split(|&b| b == b';').filter_map(|part| {
         let part = part.trim_ascii_start();

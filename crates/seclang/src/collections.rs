@@ -137,11 +137,6 @@ impl Collection {
         self.items.capacity().max(self.index.capacity())
     }
 
-    /// Whether this is a layer over a shared base (see `layered`).
-    pub fn has_base(&self) -> bool {
-        self.base.is_some()
-    }
-
     /// Start again as `base` with no own entries, keeping this layer's
     /// tables and entry buffers for the new entries (a thread's next
     /// transaction reuses its last TX layer; see `state::Spare`).
@@ -210,14 +205,16 @@ impl Collection {
     /// Set `key` to a copy of `value`, into the buffer this layer already
     /// has for the key when there is one (one lookup, no new allocation).
     pub fn assign(&mut self, key: &str, value: &[u8]) {
-        let slot = self.slot(Key::new(key), false);
-        slot.clear();
-        slot.extend_from_slice(value);
+        self.put(Key::new(key), value);
     }
 
     /// [`Collection::assign`] for a name hashed at load time.
     pub fn assign_named(&mut self, name: &Name, value: &[u8]) {
-        let slot = self.slot(Key::named(name), false);
+        self.put(Key::named(name), value);
+    }
+
+    fn put(&mut self, k: Key<'_>, value: &[u8]) {
+        let slot = self.slot(k, false);
         slot.clear();
         slot.extend_from_slice(value);
     }

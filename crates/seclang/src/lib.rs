@@ -263,13 +263,17 @@ impl Transaction {
         let cfg = &rules.cfg;
         let rt = engine::Runtime::new(cfg);
         let mut cache = tcache::TCache::take();
-        let spare = std::mem::take(&mut cache.spare);
-        let mut st = request::initial_state(req, &unique_id, cfg.arg_separator, spare);
+        let mut spare = std::mem::take(&mut cache.spare);
         // The last transaction's TX layer, emptied, over this rule set's start.
-        match &mut st.tx {
-            tx if tx.has_base() => tx.relayer(rules.tx_init.clone()),
-            tx => *tx = collections::Collection::layered(rules.tx_init.clone()),
-        }
+        let tx = match spare.tx.take() {
+            Some(mut tx) => {
+                tx.relayer(rules.tx_init.clone());
+                tx
+            }
+            None => collections::Collection::layered(rules.tx_init.clone()),
+        };
+        let mut st = request::initial_state(req, &unique_id, cfg.arg_separator, spare);
+        st.tx = tx;
         st.rule_metas = rules.metas.clone();
         st.captures_set = 10;
         Transaction {

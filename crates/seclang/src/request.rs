@@ -78,8 +78,8 @@ fn ip_text(ip: std::net::IpAddr) -> Vec<u8> {
     }
 }
 
-/// The state a transaction starts from; `spare` gives the buffers of the
-/// thread's last transaction to fill again (see `state::Spare`).
+/// The state a transaction starts from (TX aside); `spare` gives the
+/// buffers of the thread's last transaction to fill again (see `state::Spare`).
 pub fn initial_state(
     req: &RequestHead,
     unique_id: &str,
@@ -94,9 +94,6 @@ pub fn initial_state(
         matched_vars: spare.matched_vars,
         ..Default::default()
     };
-    if let Some(tx) = spare.tx {
-        st.tx = tx;
-    }
     st.matched_vars.clear();
     st.method = req.method.as_bytes().to_vec();
     st.uri_raw = req.uri_raw.as_bytes().to_vec();

@@ -31,7 +31,6 @@ impl Transform {
     }
 }
 
-/// Expands macros in operator arguments against the transaction.
 /// Expands operator arguments against the state of one rule evaluation.
 /// The state does not change while a rule's values are evaluated (actions
 /// run after), so the last `%{tx.name}` looked up is kept for the next value:

@@ -359,7 +359,6 @@ impl Selector {
     }
 }
 
-/// Generate the items of one (non-negated) target into `out`; returns how many.
 /// The decimal text of `n`; counts (`&ARGS`, `&REQUEST_HEADERS:Host`) are
 /// almost always below 1000, and those are not allocated.
 pub fn decimal(n: usize) -> Cow<'static, [u8]> {
@@ -393,6 +392,7 @@ static SMALL_DECIMALS: [([u8; 3], u8); 1000] = {
     t
 };
 
+/// Generate the items of one (non-negated) target into `out`; returns how many.
 pub fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>) -> usize {
     let before = out.len();
     match t.var {
