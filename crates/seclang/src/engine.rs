@@ -475,6 +475,9 @@ impl Engine<'_> {
                     Some(pf) => match recall_answer(&STEP_ANSWERS, pf.id(), &it.value) {
                         (Some(false), _) => {
                             self.stats.prefilter_skips += 1;
+                            if dedup && it.stable {
+                                no_match.insert(buf);
+                            }
                             continue;
                         }
                         (None, Some(h)) => Some((pf.id(), h)),
@@ -536,6 +539,9 @@ impl Engine<'_> {
                 };
                 if recorded == Some(false) {
                     self.stats.prefilter_skips += 1;
+                    if dedup && it.stable {
+                        no_match.insert(buf);
+                    }
                     continue;
                 }
                 let v = self.cache.transformed(it, &rule.transforms);
@@ -550,6 +556,9 @@ impl Engine<'_> {
                     };
                     if !may {
                         self.stats.prefilter_skips += 1;
+                        if dedup && it.stable {
+                            no_match.insert(buf);
+                        }
                         continue;
                     }
                     any_passed_filter = true;

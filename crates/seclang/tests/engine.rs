@@ -538,12 +538,19 @@ SecRule REQUEST_HEADERS:Content-Type "@contains json" "id:1,phase:1,pass,nolog,c
 SecRule ARGS "@detectSQLi" "id:2,phase:2,pass,log,t:none,t:urlDecodeUni,multiMatch,setvar:tx.s=+1"
 SecRule ARGS "@rx ^evil" "id:3,phase:2,pass,log,setvar:tx.r=+1"
 SecRule ARGS_NAMES "@rx ^items" "id:4,phase:2,pass,log,setvar:tx.n=+1"
+SecRule ARGS "@rx evil\s+one" "id:5,phase:2,pass,log,t:none,t:urlDecodeUni,multiMatch,setvar:tx.p=+1"
+SecRule ARGS|ARGS_NAMES "@rx (?:evil|fine)$" "id:6,phase:2,pass,log,t:none,t:lowercase,setvar:tx.q=+1"
 "#;
     let body = br#"{"items":[{"q":"1' or '1'='1","k":"evil one","x":"plain"},{"q":"1' or '1'='1","k":"evil one","x":"plain"},{"q":"ok","k":"fine","x":"plain"}]}"#;
     let (tx, _) = go(conf, "/", &[("Content-Type", "application/json")], body);
     assert_eq!(tx.tx_var("s").as_deref(), Some("2"));
     assert_eq!(tx.tx_var("r").as_deref(), Some("2"));
     assert_eq!(tx.tx_var("n").as_deref(), Some("9"));
+    // Values a rule's literals rule out ("plain" three times, the names)
+    // are passed over, once or each time, without hiding a later match.
+    assert_eq!(tx.tx_var("p").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("q").as_deref(), Some("1"));
+    assert!(tx.stats().prefilter_skips > 0, "{:?}", tx.stats());
 }
 
 /// A SecAction after the folded prefix still sees the request's URI as
