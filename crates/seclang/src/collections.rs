@@ -23,12 +23,19 @@ pub struct Collection {
     /// copy, and the same hash probes the base; a keyed map would hash it
     /// again there and keep a second copy of every key.
     index: HashTable<usize>,
-    /// Indexes of base entries removed in this layer (few: a Vec).
-    removed: Vec<usize>,
+    /// What this layer did to each base entry, by base index: `KEPT`,
+    /// `REMOVED`, or the index in `items` of its replacement plus one.
+    /// Empty until the first change; iterating and looking up then need no
+    /// search or sort.
+    over: Vec<u32>,
     /// Buffers of entries a previous use of this layer held (see
     /// `relayer`), taken by new keys before anything is allocated.
     spare: Vec<(String, Vec<u8>)>,
 }
+
+/// A base entry this layer has not touched, or removed (see `Collection::over`).
+const KEPT: u32 = 0;
+const REMOVED: u32 = u32::MAX;
 
 /// Own entries a layer has room for from the start.
 const LAYER_CAPACITY: usize = 32;
@@ -127,7 +134,7 @@ impl Collection {
             // rehashed four or five times.
             items: Vec::with_capacity(LAYER_CAPACITY),
             index: HashTable::with_capacity(LAYER_CAPACITY),
-            removed: Vec::new(),
+            over: Vec::new(),
             spare: Vec::new(),
         }
     }
@@ -143,7 +150,7 @@ impl Collection {
     pub fn relayer(&mut self, base: Arc<Collection>) {
         self.base = Some(base);
         self.index.clear();
-        self.removed.clear();
+        self.over.clear();
         let room = SPARE_ENTRIES.saturating_sub(self.spare.len());
         self.spare.extend(
             self.items
@@ -165,7 +172,22 @@ impl Collection {
     /// Index of the live base entry for the key.
     fn in_base(&self, k: &Key<'_>) -> Option<usize> {
         let i = self.base.as_ref()?.own(k)?;
-        (!self.removed.contains(&i)).then_some(i)
+        (self.over_of(i) != REMOVED).then_some(i)
+    }
+
+    fn over_of(&self, base_index: usize) -> u32 {
+        self.over.get(base_index).copied().unwrap_or(KEPT)
+    }
+
+    /// Record what happened to base entry `b` (sized to the base on first use).
+    fn set_over(&mut self, b: usize, what: u32) {
+        if self.over.len() <= b {
+            let n = self.base.as_ref().map_or(0, |base| base.items.len());
+            self.over.resize(n.max(b + 1), KEPT);
+        }
+        if let Some(o) = self.over.get_mut(b) {
+            *o = what;
+        }
     }
 
     /// The stored key and value for `key` (any case).
@@ -259,6 +281,9 @@ impl Collection {
                         .unwrap_or_default()
                 });
                 self.items.push((name, start, replaces));
+                if let Some(b) = replaces {
+                    self.set_over(b, i as u32 + 1);
+                }
                 i
             }
         };
@@ -280,39 +305,30 @@ impl Collection {
                     *v -= 1;
                 }
             }
+            // Replacements after the removed entry moved down by one.
+            for o in self.over.iter_mut() {
+                if *o != REMOVED && *o > i as u32 + 1 {
+                    *o -= 1;
+                }
+            }
             if let Some(b) = replaced {
-                self.removed.push(b);
+                self.set_over(b, REMOVED);
             }
         } else if let Some(b) = self.in_base(&k) {
-            self.removed.push(b);
+            self.set_over(b, REMOVED);
         }
     }
 
     /// Entries in insertion order (the base's first, then this layer's new keys).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        // (base index, own index) of replaced base entries, in base order.
-        let mut replaced: Vec<(usize, usize)> = self
-            .items
-            .iter()
-            .enumerate()
-            .filter_map(|(oi, it)| it.2.map(|b| (b, oi)))
-            .collect();
-        replaced.sort_unstable();
-        let mut next = 0;
         let base = self.base.iter().flat_map(|b| b.items.iter().enumerate());
-        let base = base.filter_map(move |(bi, (k, v, _))| {
-            if self.removed.contains(&bi) {
-                return None;
-            }
-            match replaced.get(next) {
-                Some(&(b, oi)) if b == bi => {
-                    next += 1;
-                    self.items
-                        .get(oi)
-                        .map(|(k, v, _)| (k.as_str(), v.as_slice()))
-                }
-                _ => Some((k.as_str(), v.as_slice())),
-            }
+        let base = base.filter_map(move |(bi, (k, v, _))| match self.over_of(bi) {
+            KEPT => Some((k.as_str(), v.as_slice())),
+            REMOVED => None,
+            o => self
+                .items
+                .get(o as usize - 1)
+                .map(|(k, v, _)| (k.as_str(), v.as_slice())),
         });
         let own = self
             .items
@@ -408,6 +424,33 @@ mod tests {
         c.remove("other");
         assert!(c.get("other").is_none());
         assert_eq!(c.value_mut("other").as_slice(), b"");
+    }
+
+    /// Removing a replacement moves the later replacements down: each base
+    /// entry still reads its own layer value, in the base's order.
+    #[test]
+    fn replacements_survive_an_earlier_removal() {
+        let mut base = Collection::default();
+        for k in ["a", "b", "c", "d"] {
+            base.set(k, k.as_bytes().to_vec());
+        }
+        let mut c = Collection::layered(Arc::new(base));
+        c.assign("b", b"B");
+        c.assign("new", b"N");
+        c.assign("d", b"D");
+        c.assign("c", b"C");
+        c.remove("b");
+        let all: Vec<(&str, &[u8])> = c.iter().collect();
+        assert_eq!(
+            all,
+            [("a", &b"a"[..]), ("c", b"C"), ("d", b"D"), ("new", b"N")]
+        );
+        assert_eq!(c.get("d"), Some(&b"D"[..]));
+        assert_eq!(c.get("b"), None);
+        c.remove("d");
+        c.assign("d", b"again");
+        let keys: Vec<&str> = c.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "c", "new", "d"]);
     }
 
     #[test]
