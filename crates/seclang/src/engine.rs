@@ -284,6 +284,7 @@ impl Engine<'_> {
                 &rs.groups,
                 plan.global.as_deref(),
                 &mut accs,
+                st.args_shared,
             );
         }
         let mut union = Vec::new();

@@ -119,6 +119,8 @@ pub struct TCache {
     items: FxHashMap<(usize, usize), ItemRec>,
     /// The union pass's OR of one target's merged scans (kept for its allocation).
     merged_buf: Vec<u64>,
+    /// Value buffers one target's union already took in.
+    union_seen: BufSet,
     /// Values a prefix transformed (prefixes past the value's first change only).
     map: FxHashMap<Key, Arc<[u8]>>,
     /// (value address, length, prefilter group) -> offset of the group's
@@ -302,7 +304,9 @@ impl TCache {
     }
 
     /// Add a target's items to the unions of the groups `pgs` that read it
-    /// (their words in `accs`). Each value is looked up once. The merged
+    /// (their words in `accs`). Each value is looked up once, and a buffer
+    /// listed again is passed over when `shared` (the request's arguments
+    /// share buffers: see `TxState::args_shared`). The merged
     /// scans of the values are ORed into one block, and a group takes its
     /// bits from that block; a group whose chain changes a value also gets
     /// the bits of the transformed value. Taking the original's bits too
@@ -317,12 +321,28 @@ impl TCache {
         groups: &[GroupFilter],
         global: Option<&GlobalFilter>,
         accs: &mut [u64],
+        shared: bool,
     ) {
         let (lo, hi) = (tm.lo as usize, tm.hi as usize);
         let mut merged = std::mem::take(&mut self.merged_buf);
         merged.clear();
         merged.resize(hi - lo, 0);
+        // A buffer repeated in the target (JSON's names and equal values
+        // share one) adds nothing to the union the first one did not.
+        let dedup = shared && items.len() > 4;
+        let mut seen = BufSet::default();
+        if dedup {
+            seen = std::mem::take(&mut self.union_seen);
+            seen.clear();
+        }
         for it in items {
+            if dedup && it.stable {
+                let buf = (it.value.as_ptr() as usize, it.value.len());
+                if seen.contains(&buf) {
+                    continue;
+                }
+                seen.insert(buf);
+            }
             let known = match (global, it.stable) {
                 (Some(gf), true) => self.merged_scan(it, gf),
                 _ => None,
@@ -373,6 +393,9 @@ impl TCache {
             }
         }
         self.merged_buf = merged;
+        if dedup {
+            self.union_seen = seen;
+        }
     }
 
     /// OR the bits of the item's value transformed by the group's chain into
