@@ -477,7 +477,7 @@ impl TCache {
         let same = rec.same;
         if let (Some(nv), Some((_, id))) = (first, transforms.get(j)) {
             if self.map.len() < MAX_ENTRIES {
-                self.map.insert((ik.0, ik.1, *id), Arc::from(nv));
+                self.map.insert((ik.0, ik.1, *id), nv);
             }
         }
         same
@@ -641,8 +641,8 @@ impl TCache {
             }
         }
         for (t, id) in &transforms[start..] {
-            if let Some(nv) = first.take().or_else(|| t.apply(&cur)) {
-                cur = Val::Shared(Arc::from(nv));
+            if let Some(nv) = first.take().or_else(|| t.apply_shared(&cur)) {
+                cur = Val::Shared(nv);
             }
             if let (Val::Shared(a), true) = (&cur, self.map.len() < MAX_ENTRIES) {
                 self.map.insert(key(*id), a.clone());
@@ -663,7 +663,7 @@ fn unchanged_prefix(
     rec: &mut ItemRec,
     base: &[u8],
     transforms: &[(Transform, u32)],
-) -> (usize, Option<Vec<u8>>) {
+) -> (usize, Option<Arc<[u8]>>) {
     for (j, (t, _)) in transforms.iter().enumerate() {
         let b = t.bit();
         if rec.same & b != 0 {
@@ -672,7 +672,7 @@ fn unchanged_prefix(
         if rec.changes & b != 0 {
             return (j, None);
         }
-        match t.apply(base) {
+        match t.apply_shared(base) {
             None => rec.same |= b,
             Some(nv) => {
                 rec.changes |= b;
@@ -685,8 +685,8 @@ fn unchanged_prefix(
 
 fn apply_all<'v>(mut cur: Val<'v>, transforms: &[(Transform, u32)]) -> Val<'v> {
     for (t, _) in transforms {
-        if let Some(nv) = t.apply(&cur) {
-            cur = Val::Shared(Arc::from(nv));
+        if let Some(nv) = t.apply_shared(&cur) {
+            cur = Val::Shared(nv);
         }
     }
     cur

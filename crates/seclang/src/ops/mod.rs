@@ -23,6 +23,12 @@ impl Transform {
         self.0.apply(v)
     }
 
+    /// The transformed value in a shared buffer, or `None` when it is unchanged.
+    #[inline]
+    pub fn apply_shared(&self, v: &[u8]) -> Option<std::sync::Arc<[u8]>> {
+        self.0.apply_shared(v)
+    }
+
     /// The function's bit in a per-value set of functions (one distinct
     /// bit per transformation function: there are fewer than 64).
     #[inline]
