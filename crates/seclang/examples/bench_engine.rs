@@ -294,11 +294,44 @@ fn main() {
         "/search?q=running+shoes&category=sports&brand=acme&size=42&color=blue&sort=price_asc&page=2&per_page=24&lang=en-US&currency=EUR",
         browser_extra,
     );
+    // ../shared/bench/wrk/post-json.lua: an order, mostly distinct values.
+    let mut order = String::from(
+        "{\"customer\":{\"id\":48213,\"name\":\"Jane Doe\",\"email\":\"jane.doe@example.com\",\
+         \"address\":{\"street\":\"12 Market Street\",\"city\":\"Springfield\",\"zip\":\"12345\",\"country\":\"US\"}},\
+         \"currency\":\"EUR\",\"coupon\":\"SPRING24\",\"items\":[",
+    );
+    for i in 1..=14 {
+        if i > 1 {
+            order.push(',');
+        }
+        order.push_str(&format!(
+            "{{\"sku\":\"SKU-{i:04}\",\"name\":\"Trail runner size {}\",\"qty\":{},\"price\":{}.99,\"gift\":false}}",
+            36 + i,
+            1 + i % 3,
+            10 + i
+        ));
+    }
+    order.push_str("],\"comment\":\"Please leave the parcel at the front desk of the building.\"}");
+    let order_len = order.len().to_string();
+    let mut order_head = head(
+        "POST",
+        "/api/orders",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Length", &order_len),
+        ],
+    );
+    order_head.headers.extend(
+        browser_extra
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+    );
     for (name, req, body) in [
         ("GET / browser", &browser, &b""[..]),
         ("GET 10 params", &get, &b""[..]),
         ("GET wrk query", &wrk_query, &b""[..]),
         ("POST 2 KiB JSON", &post, json.as_bytes()),
+        ("POST wrk order", &order_head, order.as_bytes()),
     ] {
         if std::env::var("ONLY").is_ok_and(|o| !name.contains(o.as_str())) {
             continue;
