@@ -273,6 +273,7 @@ impl Engine<'_> {
         let mut accs = cache.target_unions_buf();
         accs.clear();
         accs.resize(plan.words, 0);
+        cache.args_shared = st.args_shared;
         for (i, (t, gids)) in plan.targets.iter().enumerate() {
             items.clear();
             variables::generate(t, st, &mut items);
@@ -284,7 +285,6 @@ impl Engine<'_> {
                 &rs.groups,
                 plan.global.as_deref(),
                 &mut accs,
-                st.args_shared,
             );
         }
         let mut union = Vec::new();

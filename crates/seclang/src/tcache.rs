@@ -121,6 +121,9 @@ pub struct TCache {
     merged_buf: Vec<u64>,
     /// Value buffers one target's union already took in.
     union_seen: BufSet,
+    /// The transaction's arguments share buffers (`TxState::args_shared`):
+    /// the union pass looks for repeats.
+    pub args_shared: bool,
     /// Values a prefix transformed (prefixes past the value's first change only).
     map: FxHashMap<Key, Arc<[u8]>>,
     /// (value address, length, prefilter group) -> offset of the group's
@@ -305,8 +308,8 @@ impl TCache {
 
     /// Add a target's items to the unions of the groups `pgs` that read it
     /// (their words in `accs`). Each value is looked up once, and a buffer
-    /// listed again is passed over when `shared` (the request's arguments
-    /// share buffers: see `TxState::args_shared`). The merged
+    /// listed again is passed over when the request's arguments share
+    /// buffers (`args_shared`). The merged
     /// scans of the values are ORed into one block, and a group takes its
     /// bits from that block; a group whose chain changes a value also gets
     /// the bits of the transformed value. Taking the original's bits too
@@ -321,7 +324,6 @@ impl TCache {
         groups: &[GroupFilter],
         global: Option<&GlobalFilter>,
         accs: &mut [u64],
-        shared: bool,
     ) {
         let (lo, hi) = (tm.lo as usize, tm.hi as usize);
         let mut merged = std::mem::take(&mut self.merged_buf);
@@ -329,7 +331,7 @@ impl TCache {
         merged.resize(hi - lo, 0);
         // A buffer repeated in the target (JSON's names and equal values
         // share one) adds nothing to the union the first one did not.
-        let dedup = shared && items.len() > 4;
+        let dedup = self.args_shared && items.len() > 4;
         let mut seen = BufSet::default();
         if dedup {
             seen = std::mem::take(&mut self.union_seen);
