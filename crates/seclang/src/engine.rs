@@ -469,130 +469,130 @@ impl Engine<'_> {
             }
             // A match's value goes straight into a reused hit entry.
             let mut matched = false;
-            if rule.multi_match && !rule.transforms.is_empty() {
-                // Whether any step's value passes the rule's literals is a
-                // function of the value, remembered per thread.
-                let memo = match &rule.prefilter {
-                    Some(pf) => match recall_answer(&STEP_ANSWERS, pf.id(), &it.value) {
-                        (Some(false), _) => {
-                            self.stats.prefilter_skips += 1;
-                            if dedup && it.stable {
-                                no_match.insert(buf);
+            // Left early when the rule's literals rule the value out: like a
+            // value evaluated without a match, its buffer is not looked at
+            // again for this rule.
+            'eval: {
+                if rule.multi_match && !rule.transforms.is_empty() {
+                    // Whether any step's value passes the rule's literals is a
+                    // function of the value, remembered per thread.
+                    let memo = match &rule.prefilter {
+                        Some(pf) => match recall_answer(&STEP_ANSWERS, pf.id(), &it.value) {
+                            (Some(false), _) => {
+                                self.stats.prefilter_skips += 1;
+                                break 'eval;
                             }
+                            (None, Some(h)) => Some((pf.id(), h)),
+                            _ => None,
+                        },
+                        None => None,
+                    };
+                    let mut passed = false;
+                    let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
+                    let mut changed = true;
+                    // Functions known to leave the original value as it is.
+                    let mut same = self.cache.same_mask(it);
+                    for k in 0..=rule.transforms.len() {
+                        // The literal prefilter holds for any value, so for each step's value too.
+                        if changed && rule.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&v)) {
+                            self.stats.prefilter_skips += 1;
+                            changed = false;
+                        }
+                        if changed {
+                            passed = true;
+                            any_passed_filter = true;
+                            self.stats.operator_calls += 1;
+                            caps.clear();
+                            if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None })
+                            {
+                                hits.push().value.extend_from_slice(&v);
+                                matched = true;
+                                break;
+                            }
+                        }
+                        let Some((t, _)) = rule.transforms.get(k) else {
+                            break;
+                        };
+                        if same & t.bit() != 0 {
+                            changed = false;
                             continue;
                         }
-                        (None, Some(h)) => Some((pf.id(), h)),
+                        match t.apply(&v) {
+                            Some(nv) => {
+                                v = Cow::Owned(nv);
+                                changed = true;
+                                // What is known is about the original value only.
+                                same = 0;
+                            }
+                            None => changed = false,
+                        }
+                    }
+                    if let Some((id, h)) = memo {
+                        keep_answer(&STEP_ANSWERS, id, &it.value, h, passed);
+                    }
+                } else {
+                    // A scan recorded for the item answers before transforming it.
+                    let recorded = match (rule.group, &rule.prefilter) {
+                        (Some(g), Some(_)) => self
+                            .rs
+                            .groups
+                            .get(g.0 as usize)
+                            .and_then(|gf| self.cache.recorded_bit(it, g, gf)),
                         _ => None,
-                    },
-                    None => None,
-                };
-                let mut passed = false;
-                let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
-                let mut changed = true;
-                // Functions known to leave the original value as it is.
-                let mut same = self.cache.same_mask(it);
-                for k in 0..=rule.transforms.len() {
-                    // The literal prefilter holds for any value, so for each step's value too.
-                    if changed && rule.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&v)) {
+                    };
+                    if recorded == Some(false) {
                         self.stats.prefilter_skips += 1;
-                        changed = false;
+                        break 'eval;
                     }
-                    if changed {
-                        passed = true;
+                    let v = self.cache.transformed(it, &rule.transforms);
+                    if let Some(pf) = &rule.prefilter {
+                        let may = match (recorded, rule.group, it.stable) {
+                            (Some(known), _, _) => known,
+                            (None, Some(g), true) => match self.rs.groups.get(g.0 as usize) {
+                                Some(gf) => self.cache.group_may_match(it, g, gf, &v),
+                                None => pf.may_match(&v),
+                            },
+                            _ => pf.may_match(&v),
+                        };
+                        if !may {
+                            self.stats.prefilter_skips += 1;
+                            break 'eval;
+                        }
                         any_passed_filter = true;
-                        self.stats.operator_calls += 1;
-                        caps.clear();
-                        if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None }) {
-                            hits.push().value.extend_from_slice(&v);
-                            matched = true;
-                            break;
-                        }
                     }
-                    let Some((t, _)) = rule.transforms.get(k) else {
-                        break;
+                    // A pure operator's answer on a value seen before is
+                    // remembered; a remembered match is evaluated again when
+                    // the rule captures (the groups are not kept).
+                    let memo = rule
+                        .op_memo
+                        .map(|id| (id, recall_answer(&OP_ANSWERS, id, &v)));
+                    let known = match memo {
+                        Some((_, (Some(r), _))) if !(r && rule.capture) => Some(r),
+                        _ => None,
                     };
-                    if same & t.bit() != 0 {
-                        changed = false;
-                        continue;
-                    }
-                    match t.apply(&v) {
-                        Some(nv) => {
-                            v = Cow::Owned(nv);
-                            changed = true;
-                            // What is known is about the original value only.
-                            same = 0;
+                    caps.clear();
+                    let r = match known {
+                        Some(r) => {
+                            self.stats.operator_memo += 1;
+                            r
                         }
-                        None => changed = false,
-                    }
-                }
-                if let Some((id, h)) = memo {
-                    keep_answer(&STEP_ANSWERS, id, &it.value, h, passed);
-                }
-            } else {
-                // A scan recorded for the item answers before transforming it.
-                let recorded = match (rule.group, &rule.prefilter) {
-                    (Some(g), Some(_)) => self
-                        .rs
-                        .groups
-                        .get(g.0 as usize)
-                        .and_then(|gf| self.cache.recorded_bit(it, g, gf)),
-                    _ => None,
-                };
-                if recorded == Some(false) {
-                    self.stats.prefilter_skips += 1;
-                    if dedup && it.stable {
-                        no_match.insert(buf);
-                    }
-                    continue;
-                }
-                let v = self.cache.transformed(it, &rule.transforms);
-                if let Some(pf) = &rule.prefilter {
-                    let may = match (recorded, rule.group, it.stable) {
-                        (Some(known), _, _) => known,
-                        (None, Some(g), true) => match self.rs.groups.get(g.0 as usize) {
-                            Some(gf) => self.cache.group_may_match(it, g, gf, &v),
-                            None => pf.may_match(&v),
-                        },
-                        _ => pf.may_match(&v),
+                        None => {
+                            self.stats.operator_calls += 1;
+                            let r = op.eval(
+                                &v,
+                                &exp,
+                                if rule.capture { Some(&mut caps) } else { None },
+                            );
+                            if let Some((id, (_, Some(h)))) = memo {
+                                keep_answer(&OP_ANSWERS, id, &v, h, r);
+                            }
+                            r
+                        }
                     };
-                    if !may {
-                        self.stats.prefilter_skips += 1;
-                        if dedup && it.stable {
-                            no_match.insert(buf);
-                        }
-                        continue;
+                    if r {
+                        hits.push().value.extend_from_slice(&v);
+                        matched = true;
                     }
-                    any_passed_filter = true;
-                }
-                // A pure operator's answer on a value seen before is
-                // remembered; a remembered match is evaluated again when
-                // the rule captures (the groups are not kept).
-                let memo = rule
-                    .op_memo
-                    .map(|id| (id, recall_answer(&OP_ANSWERS, id, &v)));
-                let known = match memo {
-                    Some((_, (Some(r), _))) if !(r && rule.capture) => Some(r),
-                    _ => None,
-                };
-                caps.clear();
-                let r = match known {
-                    Some(r) => {
-                        self.stats.operator_memo += 1;
-                        r
-                    }
-                    None => {
-                        self.stats.operator_calls += 1;
-                        let r =
-                            op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None });
-                        if let Some((id, (_, Some(h)))) = memo {
-                            keep_answer(&OP_ANSWERS, id, &v, h, r);
-                        }
-                        r
-                    }
-                };
-                if r {
-                    hits.push().value.extend_from_slice(&v);
-                    matched = true;
                 }
             }
             if !matched && dedup && it.stable {
