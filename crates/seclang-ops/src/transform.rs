@@ -968,6 +968,39 @@ impl Transform {
         }))
     }
 
+    /// Whether the function only changes the case of ASCII letters.
+    pub fn case_only(&self) -> bool {
+        matches!(self.0, T::Lowercase | T::Uppercase)
+    }
+
+    /// Whether the function leaves a value as it is exactly when it leaves
+    /// the value with its ASCII letters in another case as it is: what it
+    /// rewrites (escapes with hex digits of either case, whitespace, NULs,
+    /// comments, path separators, bytes past ASCII) does not depend on case.
+    /// Decoders that read names or letters (entities, JavaScript and CSS
+    /// escapes, base64, cmdLine) are not counted, whatever they do.
+    pub fn case_blind(&self) -> bool {
+        matches!(
+            self.0,
+            T::None
+                | T::UrlDecode
+                | T::UrlDecodeUni
+                | T::Utf8ToUnicode
+                | T::RemoveNulls
+                | T::ReplaceNulls
+                | T::RemoveWhitespace
+                | T::CompressWhitespace
+                | T::ReplaceComments
+                | T::RemoveComments
+                | T::RemoveCommentsChar
+                | T::NormalizePath
+                | T::NormalizePathWin
+                | T::Trim
+                | T::TrimLeft
+                | T::TrimRight
+        )
+    }
+
     /// A small distinct number per transformation function (below 64), so
     /// callers can keep per-value bit sets of transformations.
     pub fn code(&self) -> u8 {
@@ -1156,6 +1189,101 @@ impl Transform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chain of case-blind functions and case changes, whose case-blind
+    /// functions each leave the original value as it is, gives the value
+    /// back with only its letters' case changed (the prefilter then reads
+    /// the original's case-insensitive scan for it).
+    #[test]
+    fn case_blind_functions_ignore_case() {
+        let blind: Vec<Transform> = [
+            "none",
+            "urlDecode",
+            "urlDecodeUni",
+            "utf8toUnicode",
+            "removeNulls",
+            "replaceNulls",
+            "removeWhitespace",
+            "compressWhitespace",
+            "replaceComments",
+            "removeComments",
+            "removeCommentsChar",
+            "normalizePath",
+            "normalizePathWin",
+            "trim",
+            "trimLeft",
+            "trimRight",
+        ]
+        .iter()
+        .map(|n| Transform::from_name(n).unwrap())
+        .collect();
+        assert!(blind.iter().all(Transform::case_blind));
+        let case = [
+            Transform::from_name("lowercase").unwrap(),
+            Transform::from_name("uppercase").unwrap(),
+        ];
+        // Pieces the functions react to, in both cases.
+        let pieces: [&[u8]; 20] = [
+            b"%u00e9",
+            b"%U00E9",
+            b"%4a",
+            b"%4A",
+            b"%zz",
+            b"%u",
+            b"+",
+            b"a",
+            b"B",
+            b"/*",
+            b"*/",
+            b"--",
+            b"#",
+            b" ",
+            b"\0",
+            b"\t",
+            b"\xc3\xa9",
+            b"../",
+            b"\\",
+            b"x",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut checked = 0;
+        for _ in 0..300_000 {
+            let v: Vec<u8> = (0..next() % 4)
+                .flat_map(|_| {
+                    pieces[(next() % pieces.len() as u64) as usize]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let chain: Vec<Transform> = (0..1 + next() % 4)
+                .map(|_| match next() % 3 {
+                    0 => case[(next() % 2) as usize],
+                    _ => blind[(next() % blind.len() as u64) as usize],
+                })
+                .collect();
+            if chain
+                .iter()
+                .any(|t| !t.case_only() && t.apply(&v).is_some())
+            {
+                continue;
+            }
+            let mut out = v.clone();
+            for t in &chain {
+                if let Some(n) = t.apply(&out) {
+                    out = n;
+                }
+            }
+            assert!(out.eq_ignore_ascii_case(&v), "{v:?} -> {out:?}");
+            checked += 1;
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
 
     /// `apply_shared` gives what `apply` gives, for the functions it writes
     /// itself and for one it passes on.

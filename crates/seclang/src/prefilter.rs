@@ -98,8 +98,9 @@ pub struct GroupFilter {
     /// Distinct too: what this thread remembers of the group's scans of
     /// values transformed by its chain, keyed by the original value.
     pub chain_id: u64,
-    /// A bit per function of `transforms` (see `Transform::code`): a value
-    /// every one of them leaves unchanged is its own transformed value.
+    /// A bit per function of `transforms` (see `Transform::code`), less the
+    /// case changes when the rest of the chain is blind to case: a value
+    /// every one of them leaves unchanged scans as its transformed value.
     pub chain_mask: u64,
 }
 
@@ -656,7 +657,17 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 build_ac(&lits)
             };
             let failed = ac.is_none() && !lits.is_empty();
-            let chain_mask = transforms.iter().fold(0u64, |m, (t, _)| m | t.bit());
+            // The automata find literals in either case, so in a chain whose
+            // other functions are blind to case, a change of case alone does
+            // not change what a scan finds: a value the other functions leave
+            // as it is reads the original's merged scan.
+            let case_blind = transforms
+                .iter()
+                .all(|(t, _)| t.case_only() || t.case_blind());
+            let chain_mask = transforms
+                .iter()
+                .filter(|(t, _)| !(case_blind && t.case_only()))
+                .fold(0u64, |m, (t, _)| m | t.bit());
             (
                 gid,
                 GroupFilter {

@@ -528,6 +528,26 @@ SecMarker END
     assert_eq!(status("/drop-gate?q=pl2"), Some(409));
 }
 
+/// A chain of case changes and case-blind functions reads the original
+/// value's scan when only the case changes, and scans the transformed value
+/// when another function changes it: both still match.
+#[test]
+fn case_changes_read_the_original_scan() {
+    let conf = r#"
+SecRuleEngine DetectionOnly
+SecRule ARGS "@rx fooword" "id:1,phase:2,t:none,t:urlDecodeUni,t:removeWhitespace,t:lowercase,log,pass,msg:'%{MATCHED_VAR_NAME}'"
+"#;
+    for (q, hit) in [
+        ("/?a=FOOWORD", true),
+        ("/?a=Foo%20Word", true),
+        ("/?a=FOO%57ORD", true),
+        ("/?a=FOOWARD&b=Foo+Wart", false),
+    ] {
+        let (tx, _) = go(conf, q, &[], b"");
+        assert_eq!(ids(&tx) == vec![1], hit, "{q}");
+    }
+}
+
 /// Equal JSON names and values share one buffer and are evaluated once per
 /// rule; every occurrence that matches is still reported.
 #[test]

@@ -29,6 +29,16 @@ impl Transform {
         self.0.apply_shared(v)
     }
 
+    /// See [`seclang_ops::Transform::case_only`].
+    pub fn case_only(&self) -> bool {
+        self.0.case_only()
+    }
+
+    /// See [`seclang_ops::Transform::case_blind`].
+    pub fn case_blind(&self) -> bool {
+        self.0.case_blind()
+    }
+
     /// The function's bit in a per-value set of functions (one distinct
     /// bit per transformation function: there are fewer than 64).
     #[inline]
