@@ -1001,6 +1001,18 @@ impl Transform {
         )
     }
 
+    /// For a decoder whose escapes all start with one byte (`&` for HTML
+    /// entities, a backslash for JavaScript and CSS escapes): that byte. A
+    /// value without it is left as it is, in any case, so the decoder is
+    /// blind to case on such values.
+    pub fn escape_byte(&self) -> Option<u8> {
+        match self.0 {
+            T::HtmlEntityDecode => Some(b'&'),
+            T::JsDecode | T::CssDecode => Some(b'\\'),
+            _ => None,
+        }
+    }
+
     /// A small distinct number per transformation function (below 64), so
     /// callers can keep per-value bit sets of transformations.
     pub fn code(&self) -> u8 {
@@ -1223,7 +1235,11 @@ mod tests {
             Transform::from_name("uppercase").unwrap(),
         ];
         // Pieces the functions react to, in both cases.
-        let pieces: [&[u8]; 20] = [
+        let pieces: [&[u8]; 24] = [
+            b"&AMP;",
+            b"&#X41;",
+            b"\\U0041",
+            b"\\X41",
             b"%u00e9",
             b"%U00E9",
             b"%4a",
@@ -1245,6 +1261,14 @@ mod tests {
             b"\\",
             b"x",
         ];
+        // Decoders blind to case on values without their escape byte.
+        let escaping: Vec<Transform> = ["htmlEntityDecode", "jsDecode", "cssDecode"]
+            .iter()
+            .map(|n| Transform::from_name(n).unwrap())
+            .collect();
+        assert!(escaping
+            .iter()
+            .all(|t| t.escape_byte().is_some() && !t.case_blind()));
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = move || {
             x ^= x << 13;
@@ -1262,15 +1286,16 @@ mod tests {
                 })
                 .collect();
             let chain: Vec<Transform> = (0..1 + next() % 4)
-                .map(|_| match next() % 3 {
+                .map(|_| match next() % 4 {
                     0 => case[(next() % 2) as usize],
+                    1 => escaping[(next() % escaping.len() as u64) as usize],
                     _ => blind[(next() % blind.len() as u64) as usize],
                 })
                 .collect();
-            if chain
-                .iter()
-                .any(|t| !t.case_only() && t.apply(&v).is_some())
-            {
+            if chain.iter().any(|t| {
+                !t.case_only() && t.apply(&v).is_some()
+                    || t.escape_byte().is_some_and(|b| v.contains(&b))
+            }) {
                 continue;
             }
             let mut out = v.clone();

@@ -98,10 +98,82 @@ pub struct GroupFilter {
     /// Distinct too: what this thread remembers of the group's scans of
     /// values transformed by its chain, keyed by the original value.
     pub chain_id: u64,
-    /// A bit per function of `transforms` (see `Transform::code`), less the
-    /// case changes when the rest of the chain is blind to case: a value
-    /// every one of them leaves unchanged scans as its transformed value.
-    pub chain_mask: u64,
+    /// The functions a value must be left as it is by to scan as its
+    /// transformed value.
+    pub chain_mask: ChainMask,
+}
+
+/// A bit per function of a group's chain (see `Transform::code`): a value
+/// every one of them leaves unchanged is its own transformed value. The
+/// automata find literals in either case, so in a chain whose other
+/// functions are blind to case, changes of case alone do not change what a
+/// scan finds and are left out (`relaxed`). Decoders blind to case only on
+/// values without their escape byte (`&`, a backslash) keep them in
+/// (`full`) for values with one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChainMask {
+    relaxed: u64,
+    full: u64,
+    /// Bit 0: `&` must be absent for `relaxed`; bit 1: a backslash.
+    escapes: u8,
+}
+
+impl ChainMask {
+    pub fn new(transforms: &[(Transform, u32)]) -> ChainMask {
+        let full = transforms.iter().fold(0u64, |m, (t, _)| m | t.bit());
+        let blind = transforms
+            .iter()
+            .all(|(t, _)| t.case_only() || t.case_blind() || t.escape_byte().is_some());
+        if !blind {
+            return ChainMask {
+                relaxed: full,
+                full,
+                escapes: 0,
+            };
+        }
+        let relaxed = transforms
+            .iter()
+            .filter(|(t, _)| !t.case_only())
+            .fold(0u64, |m, (t, _)| m | t.bit());
+        let escapes = transforms
+            .iter()
+            .filter_map(|(t, _)| t.escape_byte())
+            .fold(0u8, |m, b| m | escape_bit(b));
+        ChainMask {
+            relaxed,
+            full,
+            escapes,
+        }
+    }
+
+    /// The bits that must be in the "left unchanged" set of a value holding
+    /// the escape bytes `esc` (from [`ChainMask::escapes_in`]) for it to scan
+    /// as its transformed value.
+    pub fn need(&self, esc: u8) -> u64 {
+        if self.escapes & esc != 0 {
+            self.full
+        } else {
+            self.relaxed
+        }
+    }
+
+    /// The escape bytes `v` holds, as the bits `need` reads.
+    pub fn escapes_in(v: &[u8]) -> u8 {
+        v.iter().fold(0, |m, &b| m | escape_bit(b))
+    }
+
+    /// Every function's bit (what holds for any value).
+    pub fn full(&self) -> u64 {
+        self.full
+    }
+}
+
+fn escape_bit(b: u8) -> u8 {
+    match b {
+        b'&' => 1,
+        b'\\' => 2,
+        _ => 0,
+    }
 }
 
 /// The phase-wide unions of one phase, computed in one pass: each distinct
@@ -147,7 +219,7 @@ impl TargetMerge {
                 m.all_mask = None;
                 continue;
             }
-            m.all_mask = m.all_mask.map(|a| a | pg.chain_mask);
+            m.all_mask = m.all_mask.map(|a| a | pg.chain_mask.full());
             m.lo = m.lo.min(pg.gword);
             m.hi = m.hi.max(pg.gword + pg.words);
         }
@@ -168,7 +240,7 @@ pub struct PlanGroup {
     /// First word of the group's bits in a merged scan (`u32::MAX`: the
     /// group has no part in it).
     pub gword: u32,
-    pub chain_mask: u64,
+    pub chain_mask: ChainMask,
 }
 
 /// Identifies a (non-negated) target, to list each once.
@@ -271,12 +343,17 @@ const MEMO_SETS: usize = 2048;
 pub struct ValueFacts {
     pub same: u64,
     pub changes: u64,
+    /// The escape bytes the value holds ([`ChainMask::escapes_in`]).
+    pub esc: u8,
 }
 
 impl ValueFacts {
     /// Apply each of `transforms` to `value` once.
     pub fn of(value: &[u8], transforms: &[Transform]) -> ValueFacts {
-        let mut f = ValueFacts::default();
+        let mut f = ValueFacts {
+            esc: ChainMask::escapes_in(value),
+            ..ValueFacts::default()
+        };
         for t in transforms {
             if t.apply(value).is_some() {
                 f.changes |= t.bit();
@@ -657,17 +734,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                 build_ac(&lits)
             };
             let failed = ac.is_none() && !lits.is_empty();
-            // The automata find literals in either case, so in a chain whose
-            // other functions are blind to case, a change of case alone does
-            // not change what a scan finds: a value the other functions leave
-            // as it is reads the original's merged scan.
-            let case_blind = transforms
-                .iter()
-                .all(|(t, _)| t.case_only() || t.case_blind());
-            let chain_mask = transforms
-                .iter()
-                .filter(|(t, _)| !(case_blind && t.case_only()))
-                .fold(0u64, |m, (t, _)| m | t.bit());
+            let chain_mask = ChainMask::new(&transforms);
             (
                 gid,
                 GroupFilter {

@@ -8,8 +8,8 @@
 use crate::fxhash::FxHashMap;
 use crate::ops::Transform;
 use crate::prefilter::{
-    bit, memo_lookup, memo_store, GlobalFilter, GroupFilter, Memo, PlanGroup, TargetMerge,
-    ValueFacts,
+    bit, memo_lookup, memo_store, ChainMask, GlobalFilter, GroupFilter, Memo, PlanGroup,
+    TargetMerge, ValueFacts,
 };
 use crate::variables::Item;
 use std::collections::hash_map::Entry;
@@ -51,6 +51,9 @@ struct ItemRec {
     goff: u32,
     /// The merged scan found no literal of any group.
     zero: bool,
+    /// Escape bytes the value holds (see `ChainMask::escapes_in`), taken
+    /// with the merged scan.
+    esc: u8,
 }
 
 const NO_SCAN: u32 = u32::MAX;
@@ -61,6 +64,7 @@ impl Default for ItemRec {
             same: 0,
             changes: 0,
             goff: NO_SCAN,
+            esc: 0,
             zero: false,
         }
     }
@@ -246,7 +250,7 @@ impl TCache {
                 return Some(off as usize + g.gword);
             }
         }
-        let (goff, _, _) = self.merged_scan(it, gf)?;
+        let (goff, ..) = self.merged_scan(it, gf)?;
         self.last = Some((ik, goff as u32));
         Some(goff + g.gword)
     }
@@ -349,7 +353,7 @@ impl TCache {
                 (Some(gf), true) => self.merged_scan(it, gf),
                 _ => None,
             };
-            let Some((goff, mut same, zero)) = known else {
+            let Some((goff, mut same, zero, esc)) = known else {
                 for pg in pgs {
                     self.union_transformed(it, pg, groups, accs);
                 }
@@ -367,12 +371,13 @@ impl TCache {
             }
             for pg in pgs {
                 if pg.gword != u32::MAX {
-                    if same & pg.chain_mask != pg.chain_mask {
+                    let need = pg.chain_mask.need(esc);
+                    if same & need != need {
                         if let Some(g) = groups.get(pg.gid as usize) {
                             same = self.learn(it, &g.transforms);
                         }
                     }
-                    if same & pg.chain_mask == pg.chain_mask {
+                    if same & need == need {
                         continue;
                     }
                 }
@@ -487,7 +492,7 @@ impl TCache {
 
     /// The offset of the item's merged scan (scanning it now if needed), the
     /// functions known to leave it unchanged, and whether the scan found nothing.
-    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<(usize, u64, bool)> {
+    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<(usize, u64, bool, u8)> {
         let v: &[u8] = &it.value;
         let ik = (v.as_ptr() as usize, v.len());
         let full = self.items.len() >= MAX_ENTRIES;
@@ -499,16 +504,21 @@ impl TCache {
         if rec.goff == NO_SCAN {
             rec.goff = self.bits.len() as u32;
             // A value seen before comes with what each function does to it.
-            if let Some(f) = gf.scan_remembered(v, &mut self.bits) {
-                rec.same |= f.same;
-                rec.changes |= f.changes;
-            }
+            // A value seen before comes with its escape bytes too.
+            rec.esc = match gf.scan_remembered(v, &mut self.bits) {
+                Some(f) => {
+                    rec.same |= f.same;
+                    rec.changes |= f.changes;
+                    f.esc
+                }
+                None => ChainMask::escapes_in(v),
+            };
             rec.zero = self
                 .bits
                 .get(rec.goff as usize..)
                 .is_some_and(|b| b.iter().all(|&w| w == 0));
         }
-        Some((rec.goff as usize, rec.same, rec.zero))
+        Some((rec.goff as usize, rec.same, rec.zero, rec.esc))
     }
 
     /// The functions (bits by [`Transform::code`]) known to leave the
@@ -578,7 +588,8 @@ impl TCache {
         let ik = (it.value.as_ptr() as usize, it.value.len());
         if g.global.is_some() {
             if let Some(rec) = self.items.get(&ik) {
-                if rec.goff != NO_SCAN && rec.same & g.chain_mask == g.chain_mask {
+                let need = g.chain_mask.need(rec.esc);
+                if rec.goff != NO_SCAN && rec.same & need == need {
                     let off = rec.goff as usize + g.gword;
                     return Some(bit(self.bits.get(off..).unwrap_or_default(), slot));
                 }

@@ -39,6 +39,11 @@ impl Transform {
         self.0.case_blind()
     }
 
+    /// See [`seclang_ops::Transform::escape_byte`].
+    pub fn escape_byte(&self) -> Option<u8> {
+        self.0.escape_byte()
+    }
+
     /// The function's bit in a per-value set of functions (one distinct
     /// bit per transformation function: there are fewer than 64).
     #[inline]
