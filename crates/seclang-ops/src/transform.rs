@@ -920,6 +920,20 @@ enum T {
     ParityZero7,
 }
 
+/// `v` with its ASCII letters in one case, collected straight into `C` (a
+/// `Vec` or a shared buffer); `None` when no letter changes.
+fn case_mapped<C: FromIterator<u8>>(v: &[u8], upper: bool) -> Option<C> {
+    if upper {
+        v.iter()
+            .any(u8::is_ascii_lowercase)
+            .then(|| v.iter().map(u8::to_ascii_uppercase).collect())
+    } else {
+        v.iter()
+            .any(u8::is_ascii_uppercase)
+            .then(|| v.iter().map(u8::to_ascii_lowercase).collect())
+    }
+}
+
 /// A named transformation function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transform(T);
@@ -1024,13 +1038,8 @@ impl Transform {
     /// copied into an `Arc`.
     pub fn apply_shared(&self, v: &[u8]) -> Option<std::sync::Arc<[u8]>> {
         match self.0 {
-            T::Lowercase if v.iter().any(u8::is_ascii_uppercase) => {
-                Some(v.iter().map(u8::to_ascii_lowercase).collect())
-            }
-            T::Uppercase if v.iter().any(u8::is_ascii_lowercase) => {
-                Some(v.iter().map(u8::to_ascii_uppercase).collect())
-            }
-            T::Lowercase | T::Uppercase => None,
+            T::Lowercase => case_mapped(v, false),
+            T::Uppercase => case_mapped(v, true),
             _ => self.apply(v).map(Into::into),
         }
     }
@@ -1039,18 +1048,8 @@ impl Transform {
     pub fn apply(&self, v: &[u8]) -> Option<Vec<u8>> {
         let out: Vec<u8> = match self.0 {
             T::None => return None,
-            T::Lowercase => {
-                if !v.iter().any(u8::is_ascii_uppercase) {
-                    return None;
-                }
-                v.to_ascii_lowercase()
-            }
-            T::Uppercase => {
-                if !v.iter().any(u8::is_ascii_lowercase) {
-                    return None;
-                }
-                v.to_ascii_uppercase()
-            }
+            T::Lowercase => return case_mapped(v, false),
+            T::Uppercase => return case_mapped(v, true),
             T::UrlDecode => {
                 if !v.iter().any(|&c| c == b'%' || c == b'+') {
                     return None;
@@ -1202,6 +1201,16 @@ impl Transform {
 mod tests {
     use super::*;
 
+    /// A small deterministic generator for the randomised checks.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     /// A chain of case-blind functions and case changes, whose case-blind
     /// functions each leave the original value as it is, gives the value
     /// back with only its letters' case changed (the prefilter then reads
@@ -1269,13 +1278,7 @@ mod tests {
         assert!(escaping
             .iter()
             .all(|t| t.escape_byte().is_some() && !t.case_blind()));
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for _ in 0..300_000 {
             let v: Vec<u8> = (0..next() % 4)
@@ -1345,13 +1348,7 @@ mod tests {
             ("trim", |v| trim_right(trim_left(v)).to_vec()),
             ("parityZero7bit", |v| v.iter().map(|&c| c & 0x7f).collect()),
         ];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // Paths: a small alphabet, so dots and separators meet often.
         for _ in 0..200_000 {
             let len = (next() % 11) as usize;
