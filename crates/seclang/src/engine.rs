@@ -29,7 +29,19 @@ pub(crate) enum RuleSel {
 }
 
 impl RuleSel {
+    /// Asked of every rule once a `ctl` removed targets (CRS 941010 does on
+    /// nearly every request): the precomputed set is tested inline, the
+    /// patterns out of line.
+    #[inline]
     fn hits(&self, r: &Rule) -> bool {
+        match self {
+            RuleSel::Set(bits) => crate::prefilter::bit(bits, r.idx),
+            _ => self.hits_slow(r),
+        }
+    }
+
+    #[inline(never)]
+    fn hits_slow(&self, r: &Rule) -> bool {
         match self {
             RuleSel::Ids(ids) => ids.iter().any(|x| x.contains(r.meta.id)),
             RuleSel::Set(bits) => crate::prefilter::bit(bits, r.idx),
@@ -431,18 +443,26 @@ impl Engine<'_> {
             }
             variables::generate(t, st, &mut items);
         }
-        // Runtime target exclusions that name this rule (v2 checks the rule itself, so chain links are not affected).
-        let excl: Vec<&TargetName> =
-            if std::ptr::eq(rule, starter) && !self.rt.removed_targets.is_empty() {
-                self.rt
-                    .removed_targets
-                    .iter()
-                    .filter(|(s, _)| s.hits(rule))
-                    .flat_map(|(_, t)| t.iter())
-                    .collect()
-            } else {
-                Vec::new()
-            };
+        // Runtime target exclusions that name this rule (v2 checks the rule
+        // itself, so chain links are not affected) and a variable it reads:
+        // CRS 941010 removes REQUEST_FILENAME from the XSS rules on nearly
+        // every request, and the rules without that target need no check.
+        // Kept as the names they are (a reused list, not allocated per rule).
+        let mut excl: Vec<&TargetName> =
+            crate::tcache::recycle_refs(std::mem::take(&mut self.cache.excl_buf));
+        if std::ptr::eq(rule, starter) {
+            for (sel, names) in &self.rt.removed_targets {
+                for x in names {
+                    let reads = rule
+                        .targets
+                        .iter()
+                        .any(|t| !t.negated && x.var == Some(t.var));
+                    if reads && sel.hits(rule) {
+                        excl.push(x);
+                    }
+                }
+            }
+        }
         let exp = Expander::new(st);
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let mut any_passed_filter = rule.prefilter.is_none();
@@ -459,7 +479,7 @@ impl Engine<'_> {
                 } else {
                     None
                 };
-                if excl.iter().any(|x| x.matches(it.var.name(), key)) {
+                if excl.iter().any(|x| x.matches(it.var, key)) {
                     continue;
                 }
             }
@@ -616,6 +636,8 @@ impl Engine<'_> {
         }
         self.cache.item_buf = crate::tcache::recycle(items);
         self.cache.no_match_buf = no_match;
+        excl.clear();
+        self.cache.excl_buf = crate::tcache::recycle_refs(excl);
         hits
     }
 

@@ -150,6 +150,8 @@ pub struct TCache {
     pub item_buf: Vec<Item<'static>>,
     /// The value buffers a rule's evaluation found no match in.
     pub no_match_buf: BufSet,
+    /// The list of runtime target exclusions a rule's evaluation checks, reused.
+    pub excl_buf: Vec<&'static crate::actions::TargetName>,
     /// The list a rule's evaluation collects its matches in, reused.
     pub(crate) hits_buf: crate::engine::Hits,
     /// The last transaction's state buffers, for the next one.
@@ -172,6 +174,14 @@ pub fn recycle<'b>(mut v: Vec<Item<'_>>) -> Vec<Item<'b>> {
             std::mem::forget(it);
         }
     }
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// An empty list of references with the allocation of `v`, for another
+/// lifetime (as `recycle`: nothing survives the in-place collect).
+#[allow(clippy::unnecessary_filter_map)]
+pub fn recycle_refs<'b, T: ?Sized + 'b>(mut v: Vec<&T>) -> Vec<&'b T> {
+    v.clear();
     v.into_iter().filter_map(|_| None).collect()
 }
 

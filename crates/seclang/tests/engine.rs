@@ -224,6 +224,41 @@ SecRule ARGS "@rx evil" "id:2,phase:1,pass,log,setvar:tx.hits=+1"
     assert_eq!(m.matched_var_name, "ARGS:other");
 }
 
+/// As CRS 941010 does: a tag's rules lose one variable for the rest of the
+/// transaction. A rule reading it loses only those items, a rule not reading
+/// it is unchanged, and a name no variable has removes nothing.
+#[test]
+fn ctl_remove_target_by_tag_takes_only_that_variable() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=perf;REQUEST_FILENAME,ctl:ruleRemoveTargetByTag=perf;NO_SUCH_VAR"
+SecRule REQUEST_FILENAME|ARGS "@rx evil" "id:2,phase:1,pass,log,tag:'perf',setvar:tx.a=+1"
+SecRule ARGS "@rx evil" "id:3,phase:1,pass,log,tag:'perf',setvar:tx.b=+1"
+SecRule REQUEST_FILENAME "@rx evil" "id:4,phase:1,pass,log,tag:'other',setvar:tx.c=+1"
+SecRule ARGS_NAMES|REQUEST_FILENAME "@rx evil" "id:5,phase:1,pass,log,tag:'perf',setvar:tx.d=+1"
+SecRule REQUEST_FILENAME "@rx evil" "id:6,phase:1,pass,log,tag:'perf',setvar:tx.e=+1"
+"#;
+    let (tx, _) = go(conf, "/evil?x=evil&evil=1", &[], b"");
+    assert_eq!(tx.tx_var("a").as_deref(), Some("1"));
+    let m = tx.matched().iter().find(|m| m.id == 2).unwrap();
+    assert_eq!(m.matched_var_name, "ARGS:x");
+    assert_eq!(tx.tx_var("b").as_deref(), Some("1"));
+    assert_eq!(tx.tx_var("c").as_deref(), Some("1"));
+    assert_eq!(tx.tx_var("d").as_deref(), Some("1"));
+    let m = tx.matched().iter().find(|m| m.id == 5).unwrap();
+    assert_eq!(m.matched_var_name, "ARGS_NAMES:evil");
+    assert_eq!(tx.tx_var("e"), None);
+    // Without the exclusions, the file name counts too.
+    let (tx, _) = go(
+        &conf.replace("SecAction", "#"),
+        "/evil?x=evil&evil=1",
+        &[],
+        b"",
+    );
+    assert_eq!(tx.tx_var("a").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("d").as_deref(), Some("2"));
+    assert_eq!(tx.tx_var("e").as_deref(), Some("1"));
+}
+
 #[test]
 fn target_exclusions_counts_and_selectors() {
     let conf = r#"

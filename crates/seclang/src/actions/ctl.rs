@@ -1,5 +1,6 @@
 //! `ctl:` runtime configuration changes.
 
+use crate::variables::Var;
 use crate::EngineMode;
 use std::sync::{Arc, OnceLock};
 
@@ -54,8 +55,9 @@ impl IdRange {
 /// A target named in ctl:ruleRemoveTarget* (`ARGS:foo`, `REQUEST_FILENAME`).
 #[derive(Debug, Clone)]
 pub struct TargetName {
-    /// Upper-cased variable name.
-    pub var: String,
+    /// The variable it names (`None`: no variable has that name, so the
+    /// exclusion removes nothing).
+    pub var: Option<Var>,
     pub key: Option<TargetKey>,
 }
 
@@ -85,14 +87,14 @@ impl TargetName {
             Some(k) => Some(TargetKey::Exact(k.to_string())),
         };
         Ok(TargetName {
-            var: v.trim().to_ascii_uppercase(),
+            var: Var::from_name(v.trim()),
             key,
         })
     }
 
     /// v2 `fetch_target_exception`: same variable, and same key or no key given.
-    pub fn matches(&self, var: &str, key: Option<&[u8]>) -> bool {
-        if !self.var.eq_ignore_ascii_case(var) {
+    pub fn matches(&self, var: Var, key: Option<&[u8]>) -> bool {
+        if self.var != Some(var) {
             return false;
         }
         match (&self.key, key) {
@@ -252,8 +254,9 @@ mod tests {
         match Ctl::parse("ruleRemoveTargetById=942100;ARGS:foo").unwrap() {
             Ctl::RuleRemoveTargetById(ids, t) => {
                 assert_eq!(ids, vec![IdRange(942100, 942100)]);
-                assert!(t[0].matches("ARGS", Some(b"FOO")));
-                assert!(!t[0].matches("ARGS", Some(b"bar")));
+                assert!(t[0].matches(Var::Args, Some(b"FOO")));
+                assert!(!t[0].matches(Var::Args, Some(b"bar")));
+                assert!(!t[0].matches(Var::ArgsNames, Some(b"foo")));
             }
             other => panic!("{other:?}"),
         }
@@ -266,8 +269,12 @@ mod tests {
             Ctl::Ignored
         ));
         assert!(Ctl::parse("bogus=1").is_err());
-        let t = TargetName::parse("REQUEST_FILENAME").unwrap();
-        assert!(t.matches("REQUEST_FILENAME", None));
-        assert!(t.matches("request_filename", Some(b"x")));
+        let t = TargetName::parse("request_filename").unwrap();
+        assert!(t.matches(Var::RequestFilename, None));
+        assert!(t.matches(Var::RequestFilename, Some(b"x")));
+        assert!(!t.matches(Var::RequestUri, None));
+        // A name no variable has removes nothing.
+        let t = TargetName::parse("REQUEST_FILENAMES").unwrap();
+        assert!(t.var.is_none() && !t.matches(Var::RequestFilename, None));
     }
 }
