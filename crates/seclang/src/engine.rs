@@ -88,6 +88,11 @@ impl Runtime {
     }
 }
 
+/// Marks a link's answers by original value (before its transformations)
+/// apart from its answers by transformed value, in one memory: link ids are
+/// small counters, so the top bit is free.
+const ORIGINAL_VALUE: u64 = 1 << 63;
+
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// One matched target, recorded while the state is borrowed.
@@ -564,6 +569,23 @@ impl Engine<'_> {
                         self.stats.prefilter_skips += 1;
                         break 'eval;
                     }
+                    // The link's chain and pure operator are fixed, so its
+                    // answer is a function of the original value too: a
+                    // value it failed on before is not transformed again
+                    // (a match is, for the matched value it reports).
+                    let before = match rule.op_memo {
+                        Some(id) if !rule.transforms.is_empty() => {
+                            match recall_answer(&OP_ANSWERS, id | ORIGINAL_VALUE, &it.value) {
+                                (Some(false), _) => {
+                                    self.stats.operator_memo += 1;
+                                    break 'eval;
+                                }
+                                (None, Some(h)) => Some((id | ORIGINAL_VALUE, h)),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
                     let v = self.cache.transformed(it, &rule.transforms);
                     if let Some(pf) = &rule.prefilter {
                         let may = match (recorded, rule.group, it.stable) {
@@ -576,6 +598,9 @@ impl Engine<'_> {
                         };
                         if !may {
                             self.stats.prefilter_skips += 1;
+                            if let Some((id, h)) = before {
+                                keep_answer(&OP_ANSWERS, id, &it.value, h, false);
+                            }
                             break 'eval;
                         }
                         any_passed_filter = true;
@@ -612,6 +637,8 @@ impl Engine<'_> {
                     if r {
                         hits.push().value.extend_from_slice(&v);
                         matched = true;
+                    } else if let Some((id, h)) = before {
+                        keep_answer(&OP_ANSWERS, id, &it.value, h, false);
                     }
                 }
             }

@@ -1023,3 +1023,30 @@ SecRule &MATCHED_VARS "@gt 0" "id:14,phase:1,pass,log"
         assert_eq!(ids(&tx), [10, 11, 12], "round {round}");
     }
 }
+
+/// A link's answers are remembered per value both before and after its
+/// transformations. A value that fails (`%20` decodes to one character)
+/// must not answer for an equal value that another argument's decoding
+/// produced (`%2520` decodes to `%20`, three), however often both come.
+#[test]
+fn answers_by_original_and_transformed_value_stay_apart() {
+    let conf = r#"
+SecRule ARGS "@rx ^.{3}$" "id:1,phase:1,pass,log,t:none,t:urlDecode,setvar:tx.hits=+1,setvar:tx.last=%{MATCHED_VAR_NAME}"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    for (round, uri) in ["/?a=%252520&b=%2520", "/?b=%2520&a=%252520"]
+        .iter()
+        .cycle()
+        .take(8)
+        .enumerate()
+    {
+        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid-1".into());
+        tx.process_request_headers();
+        assert_eq!(tx.tx_var("hits").as_deref(), Some("1"), "round {round}");
+        assert_eq!(
+            tx.tx_var("last").as_deref(),
+            Some("ARGS:a"),
+            "round {round}"
+        );
+    }
+}
