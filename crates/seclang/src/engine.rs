@@ -494,6 +494,8 @@ impl Engine<'_> {
             }
             // A match's value goes straight into a reused hit entry.
             let mut matched = false;
+            // The original value's memory entry, when its answer is to be kept.
+            let mut before: Option<(u64, u64)> = None;
             // Left early when the rule's literals rule the value out: like a
             // value evaluated without a match, its buffer is not looked at
             // again for this rule.
@@ -573,19 +575,16 @@ impl Engine<'_> {
                     // answer is a function of the original value too: a
                     // value it failed on before is not transformed again
                     // (a match is, for the matched value it reports).
-                    let before = match rule.op_memo {
-                        Some(id) if !rule.transforms.is_empty() => {
-                            match recall_answer(&OP_ANSWERS, id | ORIGINAL_VALUE, &it.value) {
-                                (Some(false), _) => {
-                                    self.stats.operator_memo += 1;
-                                    break 'eval;
-                                }
-                                (None, Some(h)) => Some((id | ORIGINAL_VALUE, h)),
-                                _ => None,
+                    if let Some(id) = rule.op_memo.filter(|_| !rule.transforms.is_empty()) {
+                        match recall_answer(&OP_ANSWERS, id | ORIGINAL_VALUE, &it.value) {
+                            (Some(false), _) => {
+                                self.stats.operator_memo += 1;
+                                break 'eval;
                             }
+                            (None, Some(h)) => before = Some((id | ORIGINAL_VALUE, h)),
+                            _ => {}
                         }
-                        _ => None,
-                    };
+                    }
                     let v = self.cache.transformed(it, &rule.transforms);
                     if let Some(pf) = &rule.prefilter {
                         let may = match (recorded, rule.group, it.stable) {
@@ -598,9 +597,6 @@ impl Engine<'_> {
                         };
                         if !may {
                             self.stats.prefilter_skips += 1;
-                            if let Some((id, h)) = before {
-                                keep_answer(&OP_ANSWERS, id, &it.value, h, false);
-                            }
                             break 'eval;
                         }
                         any_passed_filter = true;
@@ -637,10 +633,12 @@ impl Engine<'_> {
                     if r {
                         hits.push().value.extend_from_slice(&v);
                         matched = true;
-                    } else if let Some((id, h)) = before {
-                        keep_answer(&OP_ANSWERS, id, &it.value, h, false);
                     }
                 }
+            }
+            if let (false, Some((id, h))) = (matched, before) {
+                // Only failures: a match reports the transformed value.
+                keep_answer(&OP_ANSWERS, id, &it.value, h, false);
             }
             if !matched && dedup && it.stable {
                 no_match.insert(buf);

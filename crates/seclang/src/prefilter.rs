@@ -121,9 +121,11 @@ pub struct ChainMask {
 impl ChainMask {
     pub fn new(transforms: &[(Transform, u32)]) -> ChainMask {
         let full = transforms.iter().fold(0u64, |m, (t, _)| m | t.bit());
-        let blind = transforms
-            .iter()
-            .all(|(t, _)| t.case_only() || t.case_blind() || t.escape_byte().is_some());
+        // An escape byte `need` cannot track (only `&` and a backslash have
+        // a bit) keeps the whole chain in the mask.
+        let blind = transforms.iter().all(|(t, _)| {
+            t.case_only() || t.case_blind() || t.escape_byte().is_some_and(|b| escape_bit(b) != 0)
+        });
         if !blind {
             return ChainMask {
                 relaxed: full,

@@ -513,8 +513,8 @@ impl TCache {
         };
         if rec.goff == NO_SCAN {
             rec.goff = self.bits.len() as u32;
-            // A value seen before comes with what each function does to it.
-            // A value seen before comes with its escape bytes too.
+            // A value seen before comes with what each function does to it
+            // and its escape bytes.
             rec.esc = match gf.scan_remembered(v, &mut self.bits) {
                 Some(f) => {
                     rec.same |= f.same;
