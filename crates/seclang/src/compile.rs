@@ -2,12 +2,13 @@
 //! `SecDefaultAction` merging, load-time exclusions and updates, and the
 //! final per-phase rule lists.
 
-use crate::actions::{Actions, Ctl, Disruptive, NonDisruptive, TStep};
+use crate::actions::{Actions, Ctl, Disruptive, NonDisruptive, SetVarOp, TStep};
+use crate::macros::MacroStr;
 use crate::parser::lexer::{self, Directive, Word};
 use crate::parser::{generic, parse_operator};
 use crate::prefilter::Prefilter;
 use crate::rules::{Config, Entry, LimitAction, Op, Rule, RuleMeta};
-use crate::variables::{self, Target};
+use crate::variables::{self, Target, Var};
 use crate::{actions, ops, EngineMode, FileSource, LoadError, LoadOptions};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -956,6 +957,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
     let tag_text: Vec<String> = s.tags.iter().map(|t| t.raw.clone()).collect();
     let msg_text = s.msg.as_ref().map(|m| m.raw.clone()).unwrap_or_default();
     let (skip, skip_after) = (s.skip, s.skip_after.clone());
+    let reads_matched_vars = reads_matched_vars(&r.links, &meta);
 
     // Build links back to front so each owns the next.
     let mut next: Option<Box<Rule>> = None;
@@ -1017,6 +1019,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             },
             folded: Default::default(),
             idx: 0,
+            reads_matched_vars: starter && reads_matched_vars,
         };
         next = Some(Box::new(rule));
     }
@@ -1024,6 +1027,41 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
         Some(b) => *b,
         None => unreachable_rule(meta),
     }
+}
+
+/// Whether any link of a rule can read MATCHED_VARS or MATCHED_VARS_NAMES:
+/// as a target, in a macro of its actions or of the starter's message,
+/// log data and tags, or in operator and redirect text (expanded when
+/// used). Text is searched by name, so a doubt answers yes.
+fn reads_matched_vars(links: &[RawLink], meta: &RuleMeta) -> bool {
+    let is = |v: Var| matches!(v, Var::MatchedVars | Var::MatchedVarsNames);
+    let in_text = |t: &str| t.to_ascii_lowercase().contains("matched_vars");
+    let in_macro = |m: &MacroStr| m.refs().any(|t| is(t.var)) || in_text(&m.raw);
+    let in_meta = meta
+        .msg
+        .iter()
+        .chain(&meta.logdata)
+        .chain(&meta.tags)
+        .any(in_macro);
+    in_meta
+        || links.iter().any(|l| {
+            l.targets.iter().any(|t| is(t.var))
+                || matches!(&l.op, Op::Real { arg, .. } if in_text(arg))
+                || matches!(&l.actions.disruptive, Some(Disruptive::Redirect(u)) if in_text(u))
+                || l.actions.nd.iter().any(|a| match a {
+                    NonDisruptive::SetVar(sv) => {
+                        in_macro(&sv.key)
+                            || match &sv.op {
+                                SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => {
+                                    in_macro(m)
+                                }
+                                SetVarOp::Delete => false,
+                            }
+                    }
+                    NonDisruptive::SetEnv(k, v) => in_macro(k) || in_macro(v),
+                    NonDisruptive::Ctl(_) | NonDisruptive::InitCol => false,
+                })
+        })
 }
 
 /// A rule always has at least one link; this keeps the builder total.
@@ -1051,6 +1089,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         tag_text: Vec::new(),
         msg_text: String::new(),
         folded: Default::default(),
+        reads_matched_vars: false,
         idx: 0,
     }
 }

@@ -377,7 +377,9 @@ impl Engine<'_> {
                 self.st.matched_var_name.push_str(&h.name);
                 self.st.matched_var.clear();
                 self.st.matched_var.extend_from_slice(&h.value);
-                self.st.matched_vars.push(&h.name, &h.value);
+                if starter.reads_matched_vars {
+                    self.st.matched_vars.push(&h.name, &h.value);
+                }
                 for a in &cur.nd {
                     self.non_disruptive(a);
                 }

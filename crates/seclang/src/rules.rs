@@ -99,6 +99,10 @@ pub struct Rule {
     pub idx: u32,
     /// Load-time evaluation result (see `fold`).
     pub folded: crate::fold::Folded,
+    /// For a chain starter: some link reads MATCHED_VARS(_NAMES), as a
+    /// target or in a macro. The list lives for one rule only, so a rule
+    /// that never reads it need not fill it on every match.
+    pub reads_matched_vars: bool,
 }
 
 impl Rule {

@@ -141,6 +141,21 @@ SecRule ARGS:c "@rx ." "id:22,phase:1,pass,log,chain"
     assert_eq!(tx.tx_var("stale"), None);
 }
 
+/// MATCHED_VARS read only through a macro (no link targets it) is still
+/// filled: the list is skipped only for rules that cannot read it.
+#[test]
+fn matched_vars_read_by_a_macro_alone_are_kept() {
+    let conf = r#"
+SecRule ARGS "@rx ." "id:30,phase:1,pass,nolog,chain"
+    SecRule ARGS:b "@rx ." "setvar:tx.first=%{MATCHED_VARS}"
+SecRule ARGS:b "@rx ." "id:31,phase:1,pass,nolog,setvar:tx.none=x%{matched_vars}"
+"#;
+    let (tx, _) = go(conf, "/?a=aaaa&b=bbb", &[], b"");
+    assert_eq!(tx.tx_var("first").as_deref(), Some("aaaa"));
+    // Rule 31's own match is the list's only entry when its setvar runs.
+    assert_eq!(tx.tx_var("none").as_deref(), Some("xbbb"));
+}
+
 #[test]
 fn multipart_flags_survive_a_failed_parse() {
     // The body uses bare LF line endings and lacks its final boundary: the
