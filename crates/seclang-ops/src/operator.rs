@@ -79,6 +79,23 @@ pub struct Operator {
     negated: bool,
 }
 
+/// Make `c` the groups, in the buffers it already has; always true.
+fn set_caps<'g>(c: &mut Vec<Vec<u8>>, groups: impl IntoIterator<Item = &'g [u8]>) -> bool {
+    let mut n = 0;
+    for g in groups {
+        match c.get_mut(n) {
+            Some(b) => {
+                b.clear();
+                b.extend_from_slice(g);
+            }
+            None => c.push(g.to_vec()),
+        }
+        n += 1;
+    }
+    c.truncate(n);
+    true
+}
+
 /// C `atoi` with saturation instead of undefined overflow.
 pub fn atoi(b: &[u8]) -> i64 {
     let mut i = 0;
@@ -464,26 +481,27 @@ impl Operator {
 
     /// Evaluates the operator against `v` (negation applied). With `caps`,
     /// `@rx` fills the capture groups (TX.0..), `@pm` the matched phrase and
-    /// `@detectSQLi` the fingerprint.
-    pub fn eval(&self, v: &[u8], exp: &dyn Expand, caps: Option<&mut Vec<Vec<u8>>>) -> bool {
+    /// `@detectSQLi` the fingerprint; on a match `caps` holds exactly those
+    /// (none for other operators), written into the buffers it already has
+    /// (a capturing rule matches every header name: CRS 920450).
+    pub fn eval(&self, v: &[u8], exp: &dyn Expand, mut caps: Option<&mut Vec<Vec<u8>>>) -> bool {
+        // Whether `caps` now holds this evaluation's groups.
+        let mut filled = false;
         let r = match &self.kind {
             Kind::RxAll => {
-                if let Some(c) = caps {
-                    c.clear();
-                    c.push(v.to_vec());
+                if let Some(c) = caps.as_deref_mut() {
+                    filled = set_caps(c, [v]);
                 }
                 true
             }
-            Kind::Rx(re, _) => match caps {
+            Kind::Rx(re, _) => match caps.as_deref_mut() {
                 // Most values do not match: the capture-free search answers
                 // that without allocating capture slots.
                 Some(_) if !re.is_match(v) => false,
                 Some(c) => match re.captures(v) {
                     Some(m) => {
-                        c.clear();
-                        for g in m.iter().take(10) {
-                            c.push(g.map(|g| g.as_bytes().to_vec()).unwrap_or_default());
-                        }
+                        let groups = m.iter().take(10);
+                        filled = set_caps(c, groups.map(|g| g.map_or(&[][..], |g| g.as_bytes())));
                         true
                     }
                     None => false,
@@ -492,9 +510,8 @@ impl Operator {
             },
             Kind::Pm(ac, _) => match ac.find(v) {
                 Some(m) => {
-                    if let Some(c) = caps {
-                        c.clear();
-                        c.push(v[m.start()..m.end()].to_vec());
+                    if let Some(c) = caps.as_deref_mut() {
+                        filled = set_caps(c, [v.get(m.start()..m.end()).unwrap_or_default()]);
                     }
                     true
                 }
@@ -522,9 +539,8 @@ impl Operator {
             Kind::Sqli => {
                 let r = libinjectionrs::detect_sqli(v);
                 if r.is_injection() {
-                    if let (Some(c), Some(fp)) = (caps, r.fingerprint) {
-                        c.clear();
-                        c.push(fp.to_string().into_bytes());
+                    if let (Some(c), Some(fp)) = (caps.as_deref_mut(), r.fingerprint) {
+                        filled = set_caps(c, [fp.to_string().as_bytes()]);
                     }
                     true
                 } else {
@@ -547,7 +563,11 @@ impl Operator {
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
         };
-        r != self.negated
+        let matched = r != self.negated;
+        if let (true, false, Some(c)) = (matched, filled, caps) {
+            c.truncate(0);
+        }
+        matched
     }
 
     /// Literals (lower-cased; match them ASCII case-insensitively) of which

@@ -13,6 +13,39 @@ fn m(o: &Operator, v: &[u8]) -> bool {
     o.eval(v, &NoExpand, None)
 }
 
+/// `caps` arrives holding an earlier match's groups (the engine reuses the
+/// buffers): a match leaves exactly its own groups, or none for an operator
+/// that captures nothing; a miss need not touch them.
+#[test]
+fn captures_replace_what_caps_held() {
+    let stale = || {
+        vec![
+            b"old0".to_vec(),
+            b"old1".to_vec(),
+            b"old2".to_vec(),
+            b"old3".to_vec(),
+        ]
+    };
+    let mut caps = stale();
+    assert!(op("rx", "^(a)(b)?").eval(b"ac", &NoExpand, Some(&mut caps)));
+    assert_eq!(caps, vec![b"a".to_vec(), b"a".to_vec(), Vec::new()]);
+    let mut caps = stale();
+    assert!(op("rx", "^.*$").eval(b"hdr", &NoExpand, Some(&mut caps)));
+    assert_eq!(caps, vec![b"hdr".to_vec()]);
+    let mut caps = stale();
+    assert!(op("pm", "foo bar").eval(b"a bar", &NoExpand, Some(&mut caps)));
+    assert_eq!(caps, vec![b"bar".to_vec()]);
+    for (o, v) in [(op("streq", "x"), &b"x"[..]), (op("contains", "y"), b"ayb")] {
+        let mut caps = stale();
+        assert!(o.eval(v, &NoExpand, Some(&mut caps)));
+        assert!(caps.is_empty(), "{caps:?}");
+    }
+    let negated = Operator::compile("rx", "^(n)$", true, &no_files).expect("rx");
+    let mut caps = stale();
+    assert!(negated.eval(b"m", &NoExpand, Some(&mut caps)));
+    assert!(caps.is_empty(), "{caps:?}");
+}
+
 #[test]
 fn rx_and_captures() {
     let o = op("rx", "(?i)(union)\\s+(select)");

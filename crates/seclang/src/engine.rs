@@ -93,6 +93,9 @@ impl Runtime {
 /// small counters, so the top bit is free.
 const ORIGINAL_VALUE: u64 = 1 << 63;
 
+/// The largest capture buffer a thread keeps for the next match.
+const MAX_KEPT_CAPTURE: usize = 1024;
+
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// One matched target, recorded while the state is borrowed.
@@ -138,8 +141,11 @@ impl Hits {
     pub(crate) fn trim(&mut self, max: usize, max_bytes: usize) {
         self.len = 0;
         self.list.truncate(max);
-        self.list
-            .retain(|h| h.value.capacity() <= max_bytes && h.name.capacity() <= max_bytes);
+        self.list.retain(|h| {
+            h.value.capacity() <= max_bytes
+                && h.name.capacity() <= max_bytes
+                && h.caps.iter().all(|c| c.capacity() <= max_bytes)
+        });
     }
 
     pub(crate) fn into_vec(mut self) -> Vec<Hit> {
@@ -471,7 +477,9 @@ impl Engine<'_> {
             }
         }
         let exp = Expander::new(st);
-        let mut caps: Vec<Vec<u8>> = Vec::new();
+        // Capture groups of the next match, written into the buffers of an
+        // earlier one (it trades places with each match's hit entry).
+        let mut caps: Vec<Vec<u8>> = std::mem::take(&mut self.cache.caps_buf);
         let mut any_passed_filter = rule.prefilter.is_none();
         // Value buffers this rule found no match in: equal argument names and
         // values share a buffer (see `push_args`), so a JSON array's repeated
@@ -531,7 +539,6 @@ impl Engine<'_> {
                             passed = true;
                             any_passed_filter = true;
                             self.stats.operator_calls += 1;
-                            caps.clear();
                             if op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None })
                             {
                                 hits.push().value.extend_from_slice(&v);
@@ -613,7 +620,6 @@ impl Engine<'_> {
                         Some((_, (Some(r), _))) if !(r && rule.capture) => Some(r),
                         _ => None,
                     };
-                    caps.clear();
                     let r = match known {
                         Some(r) => {
                             self.stats.operator_memo += 1;
@@ -662,6 +668,8 @@ impl Engine<'_> {
             self.stats.rules_prefiltered += 1;
         }
         self.cache.item_buf = crate::tcache::recycle(items);
+        caps.retain(|c| c.capacity() <= MAX_KEPT_CAPTURE);
+        self.cache.caps_buf = caps;
         self.cache.no_match_buf = no_match;
         excl.clear();
         self.cache.excl_buf = crate::tcache::recycle_refs(excl);

@@ -154,6 +154,8 @@ pub struct TCache {
     pub excl_buf: Vec<&'static crate::actions::TargetName>,
     /// The list a rule's evaluation collects its matches in, reused.
     pub(crate) hits_buf: crate::engine::Hits,
+    /// The capture groups' buffers a rule's evaluation writes into, reused.
+    pub caps_buf: Vec<Vec<u8>>,
     /// The last transaction's state buffers, for the next one.
     pub(crate) spare: crate::state::Spare,
 }

@@ -156,6 +156,33 @@ SecRule ARGS:b "@rx ." "id:31,phase:1,pass,nolog,setvar:tx.none=x%{matched_vars}
     assert_eq!(tx.tx_var("none").as_deref(), Some("xbbb"));
 }
 
+/// Capture groups are written into the buffers of earlier matches: a
+/// later match with fewer groups, an unmatched optional group, or an
+/// operator that captures nothing must not show an earlier match's groups.
+#[test]
+fn captures_show_only_the_current_match() {
+    let conf = r#"
+SecRule ARGS:a "@rx ^(x)(y)(z)$" "id:1,phase:1,pass,nolog,capture,setvar:tx.first=%{tx.0}-%{tx.3}"
+SecRule ARGS:b "@rx ^(q)$" "id:2,phase:1,pass,nolog,capture,setvar:tx.second=%{tx.0}-%{tx.1}-%{tx.3}"
+SecRule ARGS:c "!@rx ^(n)$" "id:3,phase:1,pass,nolog,capture,setvar:tx.third=%{tx.0}"
+SecRule ARGS "@rx ^(\w)(\w)?" "id:4,phase:1,pass,nolog,capture,setvar:tx.r4_%{tx.0}=%{tx.2}."
+SecRule ARGS:c "@streq m" "id:5,phase:1,pass,nolog,capture,setvar:tx.fifth=%{tx.0}"
+"#;
+    for _ in 0..3 {
+        let (tx, _) = go(conf, "/?a=xyz&b=q&c=m", &[], b"");
+        let var = |k: &str| tx.tx_var(k);
+        assert_eq!(var("first").as_deref(), Some("xyz-z"));
+        assert_eq!(var("second").as_deref(), Some("q-q-"));
+        // A negated operator captures nothing: TX:0 is rule 2's.
+        assert_eq!(var("third").as_deref(), Some("q"));
+        assert_eq!(var("r4_xy").as_deref(), Some("y."));
+        assert_eq!(var("r4_q").as_deref(), Some("."));
+        assert_eq!(var("r4_m").as_deref(), Some("."));
+        // @streq captures nothing either: TX:0 is still rule 4's last match.
+        assert_eq!(var("fifth").as_deref(), Some("m"));
+    }
+}
+
 #[test]
 fn multipart_flags_survive_a_failed_parse() {
     // The body uses bare LF line endings and lacks its final boundary: the
