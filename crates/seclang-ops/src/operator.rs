@@ -79,8 +79,8 @@ pub struct Operator {
     negated: bool,
 }
 
-/// Make `c` the groups, in the buffers it already has; always true.
-fn set_caps<'g>(c: &mut Vec<Vec<u8>>, groups: impl IntoIterator<Item = &'g [u8]>) -> bool {
+/// Make `c` the groups, in the buffers it already has.
+fn set_caps<'g>(c: &mut Vec<Vec<u8>>, groups: impl IntoIterator<Item = &'g [u8]>) {
     let mut n = 0;
     for g in groups {
         match c.get_mut(n) {
@@ -93,7 +93,6 @@ fn set_caps<'g>(c: &mut Vec<Vec<u8>>, groups: impl IntoIterator<Item = &'g [u8]>
         n += 1;
     }
     c.truncate(n);
-    true
 }
 
 /// C `atoi` with saturation instead of undefined overflow.
@@ -490,7 +489,8 @@ impl Operator {
         let r = match &self.kind {
             Kind::RxAll => {
                 if let Some(c) = caps.as_deref_mut() {
-                    filled = set_caps(c, [v]);
+                    set_caps(c, [v]);
+                    filled = true;
                 }
                 true
             }
@@ -501,7 +501,8 @@ impl Operator {
                 Some(c) => match re.captures(v) {
                     Some(m) => {
                         let groups = m.iter().take(10);
-                        filled = set_caps(c, groups.map(|g| g.map_or(&[][..], |g| g.as_bytes())));
+                        set_caps(c, groups.map(|g| g.map_or(&[][..], |g| g.as_bytes())));
+                        filled = true;
                         true
                     }
                     None => false,
@@ -511,7 +512,8 @@ impl Operator {
             Kind::Pm(ac, _) => match ac.find(v) {
                 Some(m) => {
                     if let Some(c) = caps.as_deref_mut() {
-                        filled = set_caps(c, [v.get(m.start()..m.end()).unwrap_or_default()]);
+                        set_caps(c, [v.get(m.start()..m.end()).unwrap_or_default()]);
+                        filled = true;
                     }
                     true
                 }
@@ -540,7 +542,8 @@ impl Operator {
                 let r = libinjectionrs::detect_sqli(v);
                 if r.is_injection() {
                     if let (Some(c), Some(fp)) = (caps.as_deref_mut(), r.fingerprint) {
-                        filled = set_caps(c, [fp.to_string().as_bytes()]);
+                        set_caps(c, [fp.to_string().as_bytes()]);
+                        filled = true;
                     }
                     true
                 } else {
