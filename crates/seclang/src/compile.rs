@@ -1030,13 +1030,13 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
 }
 
 /// Whether any link of a rule can read MATCHED_VARS or MATCHED_VARS_NAMES:
-/// as a target, in a macro of its actions or of the starter's message,
-/// log data and tags, or in operator and redirect text (expanded when
-/// used). Text is searched by name, so a doubt answers yes.
+/// as a target, or by name in the text of a macro (its actions, the
+/// starter's message, log data and tags), an operator argument or a
+/// redirect URL (expanded when used). A doubt answers yes.
 fn reads_matched_vars(links: &[RawLink], meta: &RuleMeta) -> bool {
     let is = |v: Var| matches!(v, Var::MatchedVars | Var::MatchedVarsNames);
     let in_text = |t: &str| t.to_ascii_lowercase().contains("matched_vars");
-    let in_macro = |m: &MacroStr| m.refs().any(|t| is(t.var)) || in_text(&m.raw);
+    let in_macro = |m: &MacroStr| in_text(&m.raw);
     let in_meta = meta
         .msg
         .iter()

@@ -465,12 +465,15 @@ impl Engine<'_> {
             crate::tcache::recycle_refs(std::mem::take(&mut self.cache.excl_buf));
         if std::ptr::eq(rule, starter) {
             for (sel, names) in &self.rt.removed_targets {
+                if !sel.hits(rule) {
+                    continue;
+                }
                 for x in names {
                     let reads = rule
                         .targets
                         .iter()
                         .any(|t| !t.negated && x.var == Some(t.var));
-                    if reads && sel.hits(rule) {
+                    if reads {
                         excl.push(x);
                     }
                 }
@@ -671,7 +674,6 @@ impl Engine<'_> {
         caps.retain(|c| c.capacity() <= MAX_KEPT_CAPTURE);
         self.cache.caps_buf = caps;
         self.cache.no_match_buf = no_match;
-        excl.clear();
         self.cache.excl_buf = crate::tcache::recycle_refs(excl);
         hits
     }
