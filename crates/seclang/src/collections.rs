@@ -319,6 +319,48 @@ impl Collection {
         }
     }
 
+    /// The shared layer underneath, when there is one.
+    pub fn base(&self) -> Option<&Arc<Collection>> {
+        self.base.as_ref()
+    }
+
+    /// Indexes of the entries whose key `pick` accepts (for a base: the
+    /// members a selector takes, found once per rule set).
+    pub fn indexes_where(&self, pick: impl Fn(&str) -> bool) -> Box<[u32]> {
+        (0..self.items.len() as u32)
+            .filter(|&i| self.items.get(i as usize).is_some_and(|e| pick(&e.0)))
+            .collect()
+    }
+
+    /// [`Collection::iter`] restricted to the base entries at `base_picks`
+    /// (ascending, from [`Collection::indexes_where`] on this layer's base)
+    /// and the new keys `pick` accepts: a selector over TX looks at the few
+    /// base entries it takes instead of testing every key of the base.
+    pub fn iter_picked<'s: 'p, 'p>(
+        &'s self,
+        base_picks: &'p [u32],
+        pick: impl Fn(&str) -> bool + 'p,
+    ) -> impl Iterator<Item = (&'s str, &'s [u8])> + 'p {
+        let base = self.base.as_deref();
+        let base = base_picks.iter().filter_map(move |&bi| {
+            let (k, v, _) = base?.items.get(bi as usize)?;
+            match self.over_of(bi as usize) {
+                KEPT => Some((k.as_str(), v.as_slice())),
+                REMOVED => None,
+                o => self
+                    .items
+                    .get(o as usize - 1)
+                    .map(|(k, v, _)| (k.as_str(), v.as_slice())),
+            }
+        });
+        let own = self
+            .items
+            .iter()
+            .filter(move |it| it.2.is_none() && pick(&it.0))
+            .map(|(k, v, _)| (k.as_str(), v.as_slice()));
+        base.chain(own)
+    }
+
     /// Entries in insertion order (the base's first, then this layer's new keys).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         let base = self.base.iter().flat_map(|b| b.items.iter().enumerate());
@@ -451,6 +493,44 @@ mod tests {
         c.assign("d", b"again");
         let keys: Vec<&str> = c.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "c", "new", "d"]);
+    }
+
+    /// A selector's base members, found once, read what the layer made of
+    /// them (kept, replaced, removed, removed and set again) in the order
+    /// a full walk gives.
+    #[test]
+    fn picked_base_entries_read_as_a_full_walk_does() {
+        let mut base = Collection::default();
+        for k in ["h_a", "x", "h_b", "h_c", "y", "h_d"] {
+            base.set(k, k.as_bytes().to_vec());
+        }
+        let base = Arc::new(base);
+        let pick = |k: &str| k.starts_with("h_");
+        let picks = base.indexes_where(pick);
+        assert_eq!(&*picks, [0, 2, 3, 5]);
+        let mut c = Collection::layered(base.clone());
+        let walk = |c: &Collection| -> Vec<(String, Vec<u8>)> {
+            c.iter()
+                .filter(|(k, _)| pick(k))
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect()
+        };
+        let picked = |c: &Collection| -> Vec<(String, Vec<u8>)> {
+            c.iter_picked(&picks, pick)
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect()
+        };
+        assert_eq!(picked(&c), walk(&c));
+        c.assign("H_B", b"B");
+        c.assign("h_new", b"N");
+        c.assign("other", b"o");
+        c.remove("h_c");
+        c.remove("h_d");
+        c.assign("h_d", b"again");
+        c.assign("x", b"X");
+        assert_eq!(picked(&c), walk(&c));
+        let keys: Vec<String> = picked(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["h_a", "h_b", "h_new", "h_d"]);
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
         }
         return;
     }
+    // A regex over a layered collection (TX): the base's members it takes
+    // are known per rule set.
+    if let (super::Selector::Regex(re), Some(base)) = (&t.sel, c.base()) {
+        if let Some(picks) = re.base_picks(base) {
+            for (k, v) in c.iter_picked(picks, |k| re.is_match(k.as_bytes())) {
+                out.push(Item {
+                    var: t.var,
+                    key: Cow::Borrowed(k.as_bytes()),
+                    value: Cow::Borrowed(v),
+                    stable: false,
+                });
+            }
+            return;
+        }
+    }
     for (k, v) in c.iter() {
         if t.sel.selects(k.as_bytes()) {
             out.push(Item {

@@ -200,6 +200,10 @@ pub enum Selector {
 pub struct KeyRegex {
     re: regex::bytes::Regex,
     literal: KeyLiteral,
+    /// The members of a shared base layer (TX's, per rule set) this
+    /// selector takes, found on first use. The base is held so that its
+    /// address stays its own; another base is looked at key by key.
+    base_picks: std::sync::OnceLock<(std::sync::Arc<crate::collections::Collection>, Box<[u32]>)>,
 }
 
 /// What a selector regex reduces to, compared case-insensitively.
@@ -211,6 +215,10 @@ enum KeyLiteral {
     /// match empty, so it does not change whether an unanchored search
     /// finds a match).
     Contains(Vec<u8>),
+    /// `^lit` then more than a literal (`^_ga(?:_\w+)?$`): a key that does
+    /// not start with `lit` is not a match; one that does goes to the
+    /// regex engine.
+    Guarded(Vec<u8>),
     /// Anything else: the regex engine.
     None,
 }
@@ -235,7 +243,10 @@ impl KeyLiteral {
             },
         };
         if !word(body) {
-            return KeyLiteral::None;
+            return match anchored {
+                true => KeyLiteral::guard(body),
+                false => KeyLiteral::None,
+            };
         }
         let lit = body.to_ascii_lowercase().into_bytes();
         if anchored {
@@ -246,9 +257,47 @@ impl KeyLiteral {
     }
 }
 
+impl KeyLiteral {
+    /// The literal start every match of `^body` has: the leading letters,
+    /// digits, `_` and `-`, less one made optional by a quantifier after
+    /// it. None when an alternation could end the anchored branch.
+    fn guard(body: &str) -> KeyLiteral {
+        if body.contains('|') {
+            return KeyLiteral::None;
+        }
+        let b = body.as_bytes();
+        let mut n = b
+            .iter()
+            .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            .count();
+        if n > 0 && matches!(b.get(n), Some(b'?' | b'*' | b'{')) {
+            n -= 1;
+        }
+        match n {
+            0 => KeyLiteral::None,
+            _ => KeyLiteral::Guarded(body[..n].to_ascii_lowercase().into_bytes()),
+        }
+    }
+}
+
 impl KeyRegex {
     pub fn as_str(&self) -> &str {
         self.re.as_str()
+    }
+
+    /// The indexes of the base entries this selector takes, when `base`
+    /// is the base it first met (the rule set's TX base, in practice).
+    pub fn base_picks(
+        &self,
+        base: &std::sync::Arc<crate::collections::Collection>,
+    ) -> Option<&[u32]> {
+        let (b, picks) = self.base_picks.get_or_init(|| {
+            (
+                base.clone(),
+                base.indexes_where(|k| self.is_match(k.as_bytes())),
+            )
+        });
+        std::sync::Arc::ptr_eq(b, base).then_some(&**picks)
     }
 
     pub fn is_match(&self, key: &[u8]) -> bool {
@@ -260,6 +309,11 @@ impl KeyRegex {
                 (k, _) => k.is_some(),
             },
             KeyLiteral::Contains(l) => key.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)),
+            KeyLiteral::Guarded(p) => {
+                key.get(..p.len())
+                    .is_some_and(|k| k.eq_ignore_ascii_case(p))
+                    && self.re.is_match(key)
+            }
             KeyLiteral::None => self.re.is_match(key),
         }
     }
@@ -296,7 +350,11 @@ pub fn parse_target(name: &str, param: Option<&str>) -> Result<Target, String> {
                 .dot_matches_new_line(true)
                 .build()
                 .map_err(|e| format!("bad regex selector {p:?}: {e}"))?;
-            Selector::Regex(KeyRegex { re, literal })
+            Selector::Regex(KeyRegex {
+                re,
+                literal,
+                base_picks: Default::default(),
+            })
         }
         Some(p) => Selector::Key(crate::collections::Name::new(p)),
     };
@@ -568,6 +626,17 @@ mod tests {
             "paramcounter_args:a",
             "param",
             "",
+            "_ga",
+            "_GA_x1",
+            "_gat",
+            "x_ga",
+            "pbjs-a",
+            "PBJS-",
+            "pbjs",
+            "ac",
+            "abcc",
+            "abc",
+            "b",
         ];
         let pats = [
             ("^header_name_920450_", true),
@@ -581,6 +650,14 @@ mod tests {
             // A starred non-ASCII character: no literal, and no panic.
             ("paramé*", false),
             ("é*", false),
+            // An anchored literal start, then the regex engine.
+            ("^_ga(?:_\\w+)?$", true),
+            ("^pbjs-\\w+$", true),
+            ("^ab?c", true),
+            ("^abc{2}", true),
+            ("^a+c", true),
+            ("^a|b", false),
+            ("^(?i)ab", false),
         ];
         for (pat, literal) in pats {
             let t = parse_target("TX", Some(&format!("/{pat}/"))).expect("target");
