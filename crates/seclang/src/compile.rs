@@ -1005,6 +1005,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             prefilter,
             op_memo,
             group: None,
+            step_slot: None,
             skippable: false,
             target_unions: Vec::new(),
             tag_text: if starter {
@@ -1084,6 +1085,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         prefilter: None,
         op_memo: None,
         group: None,
+        step_slot: None,
         skippable: false,
         target_unions: Vec::new(),
         tag_text: Vec::new(),

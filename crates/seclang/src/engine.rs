@@ -514,9 +514,20 @@ impl Engine<'_> {
             // again for this rule.
             'eval: {
                 if rule.multi_match && !rule.transforms.is_empty() {
+                    let (same, steps) = self.cache.item_facts(it);
                     // Whether any step's value passes the rule's literals is a
-                    // function of the value, remembered per thread.
-                    let memo = match &rule.prefilter {
+                    // function of the value, remembered per thread: with the
+                    // value's merged scan (one lookup for all such rules), or
+                    // else on its own.
+                    let known = match (rule.step_slot, steps) {
+                        (Some(s), Some(w)) => Some(w >> s & 1 == 1),
+                        _ => None,
+                    };
+                    if known == Some(false) {
+                        self.stats.prefilter_skips += 1;
+                        break 'eval;
+                    }
+                    let memo = match rule.prefilter.as_ref().filter(|_| known.is_none()) {
                         Some(pf) => match recall_answer(&STEP_ANSWERS, pf.id(), &it.value) {
                             (Some(false), _) => {
                                 self.stats.prefilter_skips += 1;
@@ -531,7 +542,7 @@ impl Engine<'_> {
                     let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
                     let mut changed = true;
                     // Functions known to leave the original value as it is.
-                    let mut same = self.cache.same_mask(it);
+                    let mut same = same;
                     for k in 0..=rule.transforms.len() {
                         // The literal prefilter holds for any value, so for each step's value too.
                         if changed && rule.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&v)) {

@@ -9,9 +9,11 @@ use crate::ops::Transform;
 use crate::rules::{Entry, Rule};
 use crate::variables::{phase_stable, Target};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct Prefilter {
     /// Distinct per prefilter built (what a thread's memories key its answers by).
     id: u64,
@@ -329,7 +331,40 @@ pub struct GlobalFilter {
     id: u64,
     /// Every function of the groups' transformation chains, once each.
     transforms: Vec<Transform>,
+    /// The multiMatch links' step checks, by step slot (see `Rule::step_slot`).
+    steps: Vec<StepCheck>,
 }
+
+/// A multiMatch link's transformations and literals: the link evaluates
+/// the value after each step that changes it, so whether any step's value
+/// holds one of its literals is a fact of the value.
+pub struct StepCheck {
+    pub transforms: Vec<Transform>,
+    pub prefilter: Prefilter,
+}
+
+impl StepCheck {
+    /// Whether the original value, or its value after any step that
+    /// changes it, may match (the steps `engine::collect_hits` evaluates).
+    pub fn passes(&self, value: &[u8]) -> bool {
+        if self.prefilter.may_match(value) {
+            return true;
+        }
+        let mut v: Cow<'_, [u8]> = Cow::Borrowed(value);
+        for t in &self.transforms {
+            if let Some(nv) = t.apply(&v) {
+                if self.prefilter.may_match(&nv) {
+                    return true;
+                }
+                v = Cow::Owned(nv);
+            }
+        }
+        false
+    }
+}
+
+/// Step slots a rule set has (one word of facts per value).
+const STEP_SLOTS: usize = 64;
 
 /// Two-way sets of remembered scans per thread. Header values, cookie and
 /// argument names repeat across requests (browsers, API clients), and
@@ -347,11 +382,14 @@ pub struct ValueFacts {
     pub changes: u64,
     /// The escape bytes the value holds ([`ChainMask::escapes_in`]).
     pub esc: u8,
+    /// By step slot: whether some step of that multiMatch link may match
+    /// ([`StepCheck::passes`]).
+    pub steps: u64,
 }
 
 impl ValueFacts {
     /// Apply each of `transforms` to `value` once.
-    pub fn of(value: &[u8], transforms: &[Transform]) -> ValueFacts {
+    pub fn of(value: &[u8], transforms: &[Transform], steps: &[StepCheck]) -> ValueFacts {
         let mut f = ValueFacts {
             esc: ChainMask::escapes_in(value),
             ..ValueFacts::default()
@@ -361,6 +399,11 @@ impl ValueFacts {
                 f.changes |= t.bit();
             } else {
                 f.same |= t.bit();
+            }
+        }
+        for (i, s) in steps.iter().enumerate().take(STEP_SLOTS) {
+            if s.passes(value) {
+                f.steps |= 1 << i;
             }
         }
         f
@@ -470,7 +513,7 @@ impl GlobalFilter {
             value,
             out,
             |v, o| self.scan(v, o),
-            |v| ValueFacts::of(v, &self.transforms),
+            |v| ValueFacts::of(v, &self.transforms, &self.steps),
         )
     }
 
@@ -642,12 +685,26 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     // chain id (None: no transformations) -> (literals, their slots, slot count)
     let mut by_chain: HashMap<Option<u32>, Pending> = HashMap::new();
     let mut next_gid = 0u32;
+    let mut steps: Vec<StepCheck> = Vec::new();
     for phase in phases.iter_mut() {
         for e in phase.iter_mut() {
             let Entry::Rule(r) = e else { continue };
             let mut cur: Option<&mut Rule> = Some(r);
             let mut starter = true;
             while let Some(rule) = cur {
+                if let (Some(pf), true, false) = (
+                    &rule.prefilter,
+                    rule.multi_match,
+                    rule.transforms.is_empty(),
+                ) {
+                    if steps.len() < STEP_SLOTS {
+                        rule.step_slot = Some(steps.len() as u32);
+                        steps.push(StepCheck {
+                            transforms: rule.transforms.iter().map(|t| t.0).collect(),
+                            prefilter: pf.clone(),
+                        });
+                    }
+                }
                 // Common single-byte literals would flood the merged
                 // overlapping scan: they are met as byte sets instead.
                 if let (Some(pf), false) = (&rule.prefilter, rule.multi_match) {
@@ -716,6 +773,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             words,
             id: crate::memory::next_id(),
             transforms: functions,
+            steps,
         })
     });
     let mut groups: Vec<(u32, GroupFilter)> = pending
@@ -775,6 +833,7 @@ mod tests {
                 .iter()
                 .map(|n| Transform::from_name(n).unwrap())
                 .collect(),
+            steps: Vec::new(),
         }
     }
 

@@ -84,6 +84,10 @@ pub struct Rule {
     pub op_memo: Option<u64>,
     /// (group, slot) in the merged prefilter of rules sharing this transformation chain.
     pub group: Option<(u32, u32)>,
+    /// A multiMatch link with a prefilter and transformations: its bit in
+    /// the step facts remembered with a value's merged scan
+    /// (`ValueFacts::steps`), when the rule set has room for it.
+    pub step_slot: Option<u32>,
     /// A chain starter whose targets are all phase-stable request data: it can
     /// be skipped whole when its group's phase-wide scan finds none of its literals.
     pub skippable: bool,

@@ -54,6 +54,9 @@ struct ItemRec {
     /// Escape bytes the value holds (see `ChainMask::escapes_in`), taken
     /// with the merged scan.
     esc: u8,
+    /// The multiMatch step facts remembered with the merged scan
+    /// (`ValueFacts::steps`), when it was remembered.
+    steps: Option<u64>,
 }
 
 const NO_SCAN: u32 = u32::MAX;
@@ -66,6 +69,7 @@ impl Default for ItemRec {
             goff: NO_SCAN,
             esc: 0,
             zero: false,
+            steps: None,
         }
     }
 }
@@ -521,6 +525,7 @@ impl TCache {
                 Some(f) => {
                     rec.same |= f.same;
                     rec.changes |= f.changes;
+                    rec.steps = Some(f.steps);
                     f.esc
                 }
                 None => ChainMask::escapes_in(v),
@@ -534,15 +539,17 @@ impl TCache {
     }
 
     /// The functions (bits by [`Transform::code`]) known to leave the
-    /// item's original value unchanged (0 when nothing is known).
-    pub fn same_mask(&self, it: &Item<'_>) -> u64 {
+    /// item's original value unchanged (0 when nothing is known), and the
+    /// multiMatch step facts of the value when its merged scan was
+    /// remembered (`ValueFacts::steps`).
+    pub fn item_facts(&self, it: &Item<'_>) -> (u64, Option<u64>) {
         if !it.stable {
-            return 0;
+            return (0, None);
         }
         let v: &[u8] = &it.value;
         self.items
             .get(&(v.as_ptr() as usize, v.len()))
-            .map_or(0, |r| r.same)
+            .map_or((0, None), |r| (r.same, r.steps))
     }
 
     pub fn set_union(&mut self, gid: u32, acc: &[u64]) {

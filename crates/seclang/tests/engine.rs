@@ -960,6 +960,34 @@ SecRule ARGS:x "@rx ^a$" "id:1,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch
     tx_vars_set_in_rounds(conf, ["m"], &cases);
 }
 
+/// With other rules' merged scan in play, a value's step facts for every
+/// multiMatch rule are remembered with that scan: two multiMatch rules
+/// whose literals appear in the original value, only after the first
+/// step, only after the second, or at no step, keep matching as they did
+/// in the first round, and a plain rule on the same values too.
+#[test]
+fn multi_match_step_facts_remembered_with_the_merged_scan() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS "@contains plain" "id:1,phase:1,t:none,pass,nolog,setvar:tx.p=1"
+SecRule ARGS "@rx attack" "id:2,phase:1,t:none,t:urlDecode,t:lowercase,multiMatch,pass,nolog,setvar:tx.a=1"
+SecRule ARGS_NAMES|ARGS "@rx (?:evil|bad)one" "id:3,phase:1,t:none,t:removeWhitespace,t:urlDecode,multiMatch,pass,nolog,setvar:tx.e=1"
+"#;
+    let cases = [
+        ("/?x=attack", [false, true, false]),
+        ("/?x=att%61ck", [false, true, false]),
+        ("/?x=ATT%2561CK", [false, true, false]),
+        ("/?x=%41TTACK", [false, true, false]),
+        ("/?x=plain", [true, false, false]),
+        ("/?x=evil%20one", [false, false, true]),
+        ("/?ev%69lone=1", [false, false, true]),
+        ("/?x=bad%2520one", [false, false, false]),
+        ("/?x=b%61d+one", [false, false, true]),
+        ("/?x=b%61d%20one&y=attack+plain", [true, true, true]),
+        ("/?x=harmless&y=zz", [false, false, false]),
+    ];
+    tx_vars_set_in_rounds(conf, ["p", "a", "e"], &cases);
+}
+
 /// An `@rx` answer on a value seen before comes from the thread's memory:
 /// per rule (two rules share a regex, one negated; a third lower-cases
 /// first), and a remembered match of a capturing rule still sets its group.
