@@ -1006,6 +1006,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             op_memo,
             group: None,
             step_slot: None,
+            op_slot: None,
             skippable: false,
             target_unions: Vec::new(),
             tag_text: if starter {
@@ -1086,6 +1087,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         op_memo: None,
         group: None,
         step_slot: None,
+        op_slot: None,
         skippable: false,
         target_unions: Vec::new(),
         tag_text: Vec::new(),

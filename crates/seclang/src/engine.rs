@@ -595,13 +595,27 @@ impl Engine<'_> {
                         break 'eval;
                     }
                     // The link's chain and pure operator are fixed, so its
-                    // answer is a function of the original value too: a
-                    // value it failed on before is not transformed again
+                    // answer is a function of the original value: kept with
+                    // the value's remembered merged scan (one lookup for
+                    // every such link), or else on its own.
+                    let slot = rule.op_slot.filter(|_| it.stable);
+                    let answer = slot.and_then(|s| self.cache.op_answer(it, s));
+                    if answer == Some(false) {
+                        self.stats.operator_memo += 1;
+                        break 'eval;
+                    }
+                    // A value it failed on before is not transformed again
                     // (a match is, for the matched value it reports).
-                    if let Some(id) = rule.op_memo.filter(|_| !rule.transforms.is_empty()) {
+                    if let Some(id) = rule
+                        .op_memo
+                        .filter(|_| !rule.transforms.is_empty() && answer.is_none())
+                    {
                         match recall_answer(&OP_ANSWERS, id | ORIGINAL_VALUE, &it.value) {
                             (Some(false), _) => {
                                 self.stats.operator_memo += 1;
+                                if let Some(s) = slot {
+                                    self.cache.keep_op_answer(it, s, false);
+                                }
                                 break 'eval;
                             }
                             (None, Some(h)) => before = Some((id | ORIGINAL_VALUE, h)),
@@ -609,7 +623,7 @@ impl Engine<'_> {
                         }
                     }
                     let v = self.cache.transformed(it, &rule.transforms);
-                    if let Some(pf) = &rule.prefilter {
+                    if let Some(pf) = rule.prefilter.as_ref().filter(|_| answer.is_none()) {
                         let may = match (recorded, rule.group, it.stable) {
                             (Some(known), _, _) => known,
                             (None, Some(g), true) => match self.rs.groups.get(g.0 as usize) {
@@ -620,8 +634,13 @@ impl Engine<'_> {
                         };
                         if !may {
                             self.stats.prefilter_skips += 1;
+                            if let Some(s) = slot {
+                                self.cache.keep_op_answer(it, s, false);
+                            }
                             break 'eval;
                         }
+                    }
+                    if rule.prefilter.is_some() {
                         any_passed_filter = true;
                     }
                     // A pure operator's answer on a value seen before is
@@ -629,9 +648,12 @@ impl Engine<'_> {
                     // the rule captures (the groups are not kept).
                     let memo = rule
                         .op_memo
+                        .filter(|_| answer.is_none())
                         .map(|id| (id, recall_answer(&OP_ANSWERS, id, &v)));
-                    let known = match memo {
-                        Some((_, (Some(r), _))) if !(r && rule.capture) => Some(r),
+                    let known = match (answer, memo) {
+                        (Some(r), _) | (_, Some((_, (Some(r), _)))) if !(r && rule.capture) => {
+                            Some(r)
+                        }
                         _ => None,
                     };
                     let r = match known {
@@ -652,6 +674,9 @@ impl Engine<'_> {
                             r
                         }
                     };
+                    if let (Some(s), None) = (slot, answer) {
+                        self.cache.keep_op_answer(it, s, r);
+                    }
                     if r {
                         hits.push().value.extend_from_slice(&v);
                         matched = true;

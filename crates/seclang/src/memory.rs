@@ -41,7 +41,8 @@ struct Held<P> {
 
 /// What the memory holds for a (asker, value).
 pub enum Recall<'m, P> {
-    Held(&'m P),
+    /// The payload, and the hash to find it again with ([`ValueMemory::held_mut`]).
+    Held(&'m P, u64),
     /// Seen before and not held: compute the answer and [`ValueMemory::keep`] it.
     Again(u64),
     /// Seen for the first time, or too long to remember: compute it.
@@ -105,7 +106,7 @@ impl<P> ValueMemory<P> {
             None
         };
         if let Some(Some(w)) = way.and_then(|i| self.ways.get(i)) {
-            return Recall::Held(&w.payload);
+            return Recall::Held(&w.payload, h);
         }
         // Seen-once tags sit in pairs, so two values sharing a pair are
         // both found while they alternate.
@@ -121,6 +122,18 @@ impl<P> ValueMemory<P> {
         *b = *a;
         *a = tag;
         Recall::New
+    }
+
+    /// The payload held for (`id`, `value`) whose hash is `hash` (as
+    /// [`Recall::Again`] gave it, or a lookup before): no hashing, and it
+    /// does not count as a use.
+    pub fn held_mut(&mut self, id: u64, value: &[u8], hash: u64) -> Option<&mut P> {
+        let first = self.set_of(hash);
+        let ways = self.ways.get_mut(first..first + 2)?;
+        ways.iter_mut().find_map(|w| match w {
+            Some(w) if w.hash == hash && w.id == id && *w.value == *value => Some(&mut w.payload),
+            _ => None,
+        })
     }
 
     /// Hold `payload` for `value` (after [`Recall::Again`] gave `hash`),
@@ -178,7 +191,7 @@ pub fn recall_answer(
             return (None, None);
         };
         match m.recall(id, value) {
-            Recall::Held(&r) => (Some(r), None),
+            Recall::Held(&r, _) => (Some(r), None),
             Recall::Again(h) => (None, Some(h)),
             Recall::New => (None, None),
         }
@@ -208,7 +221,7 @@ mod tests {
         let mut held = 0;
         for v in values {
             match m.recall(id, v) {
-                Recall::Held(&p) => {
+                Recall::Held(&p, _) => {
                     assert_eq!(p, answer(id, v), "{v:?} by {id}");
                     held += 1;
                 }

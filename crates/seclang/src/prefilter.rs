@@ -333,6 +333,8 @@ pub struct GlobalFilter {
     transforms: Vec<Transform>,
     /// The multiMatch links' step checks, by step slot (see `Rule::step_slot`).
     steps: Vec<StepCheck>,
+    /// Words of operator answers per remembered value (see `Rule::op_slot`).
+    op_words: usize,
 }
 
 /// A multiMatch link's transformations and literals: the link evaluates
@@ -365,6 +367,10 @@ impl StepCheck {
 
 /// Step slots a rule set has (one word of facts per value).
 const STEP_SLOTS: usize = 64;
+
+/// Operator answer slots a rule set has (CRS v4 has about 300 links whose
+/// answers are remembered).
+const OP_SLOTS: usize = 1024;
 
 /// Two-way sets of remembered scans per thread. Header values, cookie and
 /// argument names repeat across requests (browsers, API clients), and
@@ -415,6 +421,9 @@ impl ValueFacts {
 struct ScanMemo {
     words: Box<[(u32, u64)]>,
     facts: ValueFacts,
+    /// Operator answers learnt for the value, by op slot: `op_words`
+    /// words of "known", then as many of "matched" (none until the first).
+    ops: Option<Box<[u64]>>,
 }
 
 thread_local! {
@@ -424,8 +433,9 @@ thread_local! {
 
 /// What this thread's memory holds for a (filter, value).
 pub enum Memo {
-    /// The scan was appended to `out`, with the facts remembered with it.
-    Hit(ValueFacts),
+    /// The scan was appended to `out`, with the facts remembered with it
+    /// (and the hash that finds the memory entry again).
+    Hit(ValueFacts, u64),
     /// Seen before but not held: the caller scans and calls [`memo_store`]
     /// with this hash.
     Store(u64),
@@ -436,12 +446,26 @@ pub enum Memo {
 /// Look up the remembered scan of `value` by filter `id` (`words` words),
 /// appending it to `out` when held.
 pub fn memo_lookup(id: u64, words: usize, value: &[u8], out: &mut Vec<u64>) -> Memo {
+    memo_lookup_ops(id, words, value, out, None)
+}
+
+/// [`memo_lookup`], appending to `ops` (when given, with its word count)
+/// the operator answers held with the value: `2 * words` words, zero when
+/// none are (see `ScanMemo::ops`). Copied with the scan, in the same
+/// lookup: nearly every remembered value is asked about by some link.
+fn memo_lookup_ops(
+    id: u64,
+    words: usize,
+    value: &[u8],
+    out: &mut Vec<u64>,
+    ops: Option<(&mut Vec<u64>, usize)>,
+) -> Memo {
     SCAN_MEMO.with(|m| {
         let Ok(mut m) = m.try_borrow_mut() else {
             return Memo::Miss;
         };
         match m.recall(id, value) {
-            Recall::Held(held) => {
+            Recall::Held(held, h) => {
                 let base = out.len();
                 out.resize(base + words, 0);
                 for &(i, w) in held.words.iter() {
@@ -449,7 +473,13 @@ pub fn memo_lookup(id: u64, words: usize, value: &[u8], out: &mut Vec<u64>) -> M
                         *o = w;
                     }
                 }
-                Memo::Hit(held.facts)
+                if let Some((ops, n)) = ops {
+                    match &held.ops {
+                        Some(a) if a.len() == 2 * n => ops.extend_from_slice(a),
+                        _ => ops.resize(ops.len() + 2 * n, 0),
+                    }
+                }
+                Memo::Hit(held.facts, h)
             }
             Recall::Again(h) => Memo::Store(h),
             Recall::New => Memo::Miss,
@@ -470,25 +500,37 @@ pub fn memo_store(id: u64, value: &[u8], hash: u64, bits: &[u64], facts: ValueFa
             .filter(|(_, &w)| w != 0)
             .map(|(i, &w)| (i as u32, w))
             .collect();
-        m.keep(id, value, hash, ScanMemo { words, facts });
+        m.keep(
+            id,
+            value,
+            hash,
+            ScanMemo {
+                words,
+                facts,
+                ops: None,
+            },
+        );
     })
 }
 
 /// `scan(value, out)`, which appends `words` words and is a pure function
 /// of the value and the filter `id`, answered from this thread's memory
 /// of recent scans when it holds them. When the value is remembered, so
-/// are `facts(value)`, which are returned (`None`: the value is not
-/// remembered, or was seen for the first time).
+/// are `facts(value)`, which are returned with the hash that finds the
+/// memory entry again (`None`: the value is not remembered, or was seen
+/// for the first time).
 fn remembered(
     id: u64,
     words: usize,
     value: &[u8],
     out: &mut Vec<u64>,
+    mut ops: Option<(&mut Vec<u64>, usize)>,
     scan: impl Fn(&[u8], &mut Vec<u64>),
     facts: impl Fn(&[u8]) -> ValueFacts,
-) -> Option<ValueFacts> {
-    match memo_lookup(id, words, value, out) {
-        Memo::Hit(f) => Some(f),
+) -> Option<(ValueFacts, u64)> {
+    let asked = ops.as_mut().map(|(o, n)| (&mut **o, *n));
+    match memo_lookup_ops(id, words, value, out, asked) {
+        Memo::Hit(f, h) => Some((f, h)),
         Memo::Miss => {
             scan(value, out);
             None
@@ -498,23 +540,84 @@ fn remembered(
             scan(value, out);
             let f = facts(value);
             memo_store(id, value, h, out.get(base..).unwrap_or_default(), f);
-            Some(f)
+            if let Some((ops, n)) = ops {
+                ops.resize(ops.len() + 2 * n, 0);
+            }
+            Some((f, h))
         }
     }
 }
 
+/// Record operator answer `slot` (`matched`) with the remembered merged
+/// scan of `value` by filter `id` (found by `hash`), of `words` words;
+/// nothing when the value is no longer held.
+pub fn memo_keep_op(id: u64, value: &[u8], hash: u64, words: usize, slot: u32, matched: bool) {
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return;
+        };
+        let Some(held) = m.held_mut(id, value, hash) else {
+            return;
+        };
+        let ops = held
+            .ops
+            .get_or_insert_with(|| vec![0; 2 * words].into_boxed_slice());
+        set_answer(ops, words, slot, matched);
+    })
+}
+
+/// Set answer `slot` in `2 * words` words of "known" then "matched" bits.
+pub fn set_answer(ops: &mut [u64], words: usize, slot: u32, matched: bool) {
+    let (w, b) = (slot as usize / 64, 1u64 << (slot % 64));
+    if let Some(k) = ops.get_mut(w) {
+        *k |= b;
+    }
+    if let Some(a) = ops.get_mut(words + w) {
+        if matched {
+            *a |= b;
+        } else {
+            *a &= !b;
+        }
+    }
+}
+
+/// Answer `slot` in words laid out as [`set_answer`] writes them.
+pub fn get_answer(ops: &[u64], words: usize, slot: u32) -> Option<bool> {
+    let (w, b) = (slot as usize / 64, 1u64 << (slot % 64));
+    let known = ops.get(w)? & b != 0;
+    known.then(|| ops.get(words + w).is_some_and(|a| a & b != 0))
+}
+
 impl GlobalFilter {
     /// [`GlobalFilter::scan`], remembered per thread (see [`remembered`])
-    /// with what the group chains' functions do to the value.
-    pub fn scan_remembered(&self, value: &[u8], out: &mut Vec<u64>) -> Option<ValueFacts> {
+    /// with what the group chains' functions do to the value, and the hash
+    /// of its memory entry. When it is remembered, the operator answers
+    /// held with it are appended to `ops` (`2 * op_words` words; see
+    /// [`set_answer`]).
+    pub fn scan_remembered(
+        &self,
+        value: &[u8],
+        out: &mut Vec<u64>,
+        ops: Option<&mut Vec<u64>>,
+    ) -> Option<(ValueFacts, u64)> {
         remembered(
             self.id,
             self.words,
             value,
             out,
+            ops.map(|o| (o, self.op_words)),
             |v, o| self.scan(v, o),
             |v| ValueFacts::of(v, &self.transforms, &self.steps),
         )
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Words of operator answers per value ("known", then as many "matched").
+    pub fn op_words(&self) -> usize {
+        self.op_words
     }
 
     /// Append `words` words: bit `gword * 64 + slot` set when a literal of
@@ -553,6 +656,7 @@ impl GroupFilter {
             self.words(),
             value,
             out,
+            None,
             |v, o| self.scan(v, o),
             |_| ValueFacts::default(),
         );
@@ -686,6 +790,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
     let mut by_chain: HashMap<Option<u32>, Pending> = HashMap::new();
     let mut next_gid = 0u32;
     let mut steps: Vec<StepCheck> = Vec::new();
+    let mut op_slots = 0usize;
     for phase in phases.iter_mut() {
         for e in phase.iter_mut() {
             let Entry::Rule(r) = e else { continue };
@@ -704,6 +809,10 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                             prefilter: pf.clone(),
                         });
                     }
+                }
+                if rule.op_memo.is_some() && !rule.multi_match && op_slots < OP_SLOTS {
+                    rule.op_slot = Some(op_slots as u32);
+                    op_slots += 1;
                 }
                 // Common single-byte literals would flood the merged
                 // overlapping scan: they are met as byte sets instead.
@@ -774,6 +883,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
             id: crate::memory::next_id(),
             transforms: functions,
             steps,
+            op_words: op_slots.div_ceil(64),
         })
     });
     let mut groups: Vec<(u32, GroupFilter)> = pending
@@ -834,6 +944,7 @@ mod tests {
                 .map(|n| Transform::from_name(n).unwrap())
                 .collect(),
             steps: Vec::new(),
+            op_words: 0,
         }
     }
 
@@ -855,12 +966,12 @@ mod tests {
         for (v, same) in cases {
             let mut out = Vec::new();
             assert_eq!(
-                g.scan_remembered(v, &mut out),
+                g.scan_remembered(v, &mut out, None),
                 None,
                 "first sighting of {v:?}"
             );
             for _ in 0..2 {
-                let f = g.scan_remembered(v, &mut out).expect("remembered");
+                let (f, _) = g.scan_remembered(v, &mut out, None).expect("remembered");
                 let want: u64 = same.iter().map(|n| bit(n)).sum();
                 assert_eq!(f.same, want, "{v:?}");
                 let all =
@@ -880,12 +991,12 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..2 {
             for v in &values {
-                g.scan_remembered(v.as_bytes(), &mut out);
+                g.scan_remembered(v.as_bytes(), &mut out, None);
             }
         }
         let held = values
             .iter()
-            .filter(|v| g.scan_remembered(v.as_bytes(), &mut out).is_some())
+            .filter(|v| g.scan_remembered(v.as_bytes(), &mut out, None).is_some())
             .count();
         assert!(held >= 285, "{held} of 300 remembered");
     }
@@ -908,7 +1019,7 @@ mod tests {
                 for v in values {
                     let (mut fresh, mut kept) = (vec![7u64], vec![7u64]);
                     f.scan(v, &mut fresh);
-                    f.scan_remembered(v, &mut kept);
+                    f.scan_remembered(v, &mut kept, None);
                     assert_eq!(fresh, kept, "round {round}, value {v:?}");
                 }
             }
@@ -916,7 +1027,7 @@ mod tests {
         // Long values are not remembered, and still answer.
         let long = [b"x".repeat(crate::memory::MAX_VALUE), b"union".to_vec()].concat();
         let mut out = Vec::new();
-        a.scan_remembered(&long, &mut out);
+        a.scan_remembered(&long, &mut out, None);
         assert_eq!(out, vec![0b10]);
         // A full memory replaces values without changing answers (a value is
         // remembered the second time it is seen, answered from memory the third).
@@ -924,7 +1035,7 @@ mod tests {
             let v = format!("v{i} union");
             for _ in 0..3 {
                 let mut out = Vec::new();
-                b.scan_remembered(v.as_bytes(), &mut out);
+                b.scan_remembered(v.as_bytes(), &mut out, None);
                 assert_eq!(out, vec![0b10], "{v}");
             }
         }

@@ -57,6 +57,11 @@ struct ItemRec {
     /// The multiMatch step facts remembered with the merged scan
     /// (`ValueFacts::steps`), when it was remembered.
     steps: Option<u64>,
+    /// Offset in `TCache::ops` of the operator answers remembered with the
+    /// merged scan ([`NO_SCAN`]: not remembered), and the hash of that
+    /// memory entry (to add the answers learnt now).
+    ooff: u32,
+    memo: u64,
 }
 
 const NO_SCAN: u32 = u32::MAX;
@@ -70,6 +75,8 @@ impl Default for ItemRec {
             esc: 0,
             zero: false,
             steps: None,
+            ooff: NO_SCAN,
+            memo: 0,
         }
     }
 }
@@ -141,6 +148,11 @@ pub struct TCache {
     /// (the prefilter asks about the same value next).
     last: Option<((usize, usize), u32)>,
     bits: Vec<u64>,
+    /// Operator answers of remembered values (see `ItemRec::ooff`), of
+    /// `op_words` words each half, for the merged filter `op_id`.
+    ops: Vec<u64>,
+    op_words: usize,
+    op_id: u64,
     /// Prefilter group (index) -> offset in `bits` of the phase-wide union
     /// over all the items the group's skippable rules can target; `NO_UNION`
     /// or past the end: not computed. Asked once per skippable rule, so a
@@ -204,6 +216,7 @@ impl TCache {
         self.groups.clear();
         self.last = None;
         self.bits.clear();
+        self.ops.clear();
         self.unions.clear();
         self.target_unions.clear();
         self.hits_buf.clear();
@@ -466,7 +479,7 @@ impl TCache {
         let key = (it.value.as_ptr() as usize, it.value.len(), gid);
         let off = self.bits.len();
         match memo_lookup(g.chain_id, g.words(), &it.value, &mut self.bits) {
-            Memo::Hit(_) => {
+            Memo::Hit(..) => {
                 self.groups.insert(key, off as u32);
                 Some(off)
             }
@@ -521,11 +534,16 @@ impl TCache {
             rec.goff = self.bits.len() as u32;
             // A value seen before comes with what each function does to it
             // and its escape bytes.
-            rec.esc = match gf.scan_remembered(v, &mut self.bits) {
-                Some(f) => {
+            let ooff = self.ops.len() as u32;
+            rec.esc = match gf.scan_remembered(v, &mut self.bits, Some(&mut self.ops)) {
+                Some((f, h)) => {
                     rec.same |= f.same;
                     rec.changes |= f.changes;
                     rec.steps = Some(f.steps);
+                    rec.ooff = ooff;
+                    rec.memo = h;
+                    self.op_words = gf.op_words();
+                    self.op_id = gf.id();
                     f.esc
                 }
                 None => ChainMask::escapes_in(v),
@@ -536,6 +554,42 @@ impl TCache {
                 .is_some_and(|b| b.iter().all(|&w| w == 0));
         }
         Some((rec.goff as usize, rec.same, rec.zero, rec.esc))
+    }
+
+    /// The answer of the link with operator slot `slot` (`Rule::op_slot`)
+    /// on the item's value, when the value's remembered merged scan holds
+    /// it: a pure operator after fixed transformations answers the same
+    /// for the same original value.
+    pub fn op_answer(&self, it: &Item<'_>, slot: u32) -> Option<bool> {
+        let (off, _) = self.op_offset(it)?;
+        let w = self.op_words;
+        crate::prefilter::get_answer(self.ops.get(off..off + 2 * w)?, w, slot)
+    }
+
+    /// Where the item's operator answers are in `ops`, and the hash of its
+    /// memory entry, when its merged scan was remembered.
+    fn op_offset(&self, it: &Item<'_>) -> Option<(usize, u64)> {
+        if !it.stable {
+            return None;
+        }
+        let rec = self
+            .items
+            .get(&(it.value.as_ptr() as usize, it.value.len()))?;
+        (rec.ooff != NO_SCAN).then_some((rec.ooff as usize, rec.memo))
+    }
+
+    /// Keep the answer of the link with operator slot `slot` on the item's
+    /// value, for this transaction and with the value's remembered merged
+    /// scan (when it has one).
+    pub fn keep_op_answer(&mut self, it: &Item<'_>, slot: u32, matched: bool) {
+        let Some((off, h)) = self.op_offset(it) else {
+            return;
+        };
+        let w = self.op_words;
+        if let Some(ops) = self.ops.get_mut(off..off + 2 * w) {
+            crate::prefilter::set_answer(ops, w, slot, matched);
+            crate::prefilter::memo_keep_op(self.op_id, &it.value, h, w, slot, matched);
+        }
     }
 
     /// The functions (bits by [`Transform::code`]) known to leave the

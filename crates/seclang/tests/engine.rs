@@ -1018,6 +1018,40 @@ SecRule ARGS:x "@rx ^a(b+)$" "id:4,phase:1,t:none,t:lowercase,pass,nolog,setvar:
     }
 }
 
+/// Operator answers kept with a value's remembered merged scan: one record
+/// per value holds every link's answer, so links on the same value (one
+/// lower-cases, one decodes, one is negated, one captures) each keep
+/// their own answer round after round, and a remembered match of the
+/// capturing link still sets its group.
+#[test]
+fn operator_answers_kept_with_the_merged_scan_stay_per_link() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS "@contains plain" "id:1,phase:1,t:none,pass,nolog,setvar:tx.p=1"
+SecRule ARGS "@rx ^sel(ect)$" "id:2,phase:1,t:none,pass,nolog,capture,setvar:tx.cap=%{tx.1}"
+SecRule ARGS "@rx ^select$" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar:tx.low=1"
+SecRule ARGS "!@rx ^select$" "id:4,phase:1,t:none,pass,nolog,setvar:tx.neg=+1"
+SecRule ARGS "@rx select" "id:5,phase:1,t:none,t:urlDecode,pass,nolog,setvar:tx.dec=1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    // (query, tx.cap, then whether p, low, neg, dec are set)
+    let cases: [(&str, Option<&str>, [bool; 4]); 5] = [
+        ("/?x=select", Some("ect"), [false, true, false, true]),
+        ("/?x=SELECT", None, [false, true, true, false]),
+        ("/?x=sel%2565ct", None, [false, false, true, true]),
+        ("/?x=plain&y=select", Some("ect"), [true, true, true, true]),
+        ("/?x=selects", None, [false, false, true, true]),
+    ];
+    for round in 0..4 {
+        for (uri, cap, want) in cases {
+            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+            assert!(tx.process_request_headers().is_none());
+            assert_eq!(tx.tx_var("cap").as_deref(), cap, "{uri}, round {round}");
+            let got = ["p", "low", "neg", "dec"].map(|v| tx.tx_var(v).is_some());
+            assert_eq!(got, want, "{uri}, round {round}");
+        }
+    }
+}
+
 /// An operator's `%{tx.name}` argument is looked up once per rule
 /// evaluation and again for the next rule: a value set between two rules
 /// is seen by the second, for every argument.
