@@ -391,6 +391,9 @@ pub struct ValueFacts {
     /// By step slot: whether some step of that multiMatch link may match
     /// ([`StepCheck::passes`]).
     pub steps: u64,
+    /// Groups (bit by group index) whose scan of the value transformed by
+    /// their chain is held with the merged scan (see `ScanMemo::chains`).
+    pub chains: u64,
 }
 
 impl ValueFacts {
@@ -424,6 +427,9 @@ struct ScanMemo {
     /// Operator answers learnt for the value, by op slot: `op_words`
     /// words of "known", then as many of "matched" (none until the first).
     ops: Option<Box<[u64]>>,
+    /// The non-zero words of the groups' scans of the value transformed by
+    /// their chains, laid out as the merged scan (groups in `facts.chains`).
+    chains: Vec<(u32, u64)>,
 }
 
 thread_local! {
@@ -478,6 +484,16 @@ fn memo_lookup_ops(
                         Some(a) if a.len() == 2 * n => ops.extend_from_slice(a),
                         _ => ops.resize(ops.len() + 2 * n, 0),
                     }
+                    // The chains' scans follow the merged scan, same layout.
+                    if held.facts.chains != 0 {
+                        let base = out.len();
+                        out.resize(base + words, 0);
+                        for &(i, w) in &held.chains {
+                            if let Some(o) = out.get_mut(base + i as usize) {
+                                *o = w;
+                            }
+                        }
+                    }
                 }
                 Memo::Hit(held.facts, h)
             }
@@ -508,6 +524,7 @@ pub fn memo_store(id: u64, value: &[u8], hash: u64, bits: &[u64], facts: ValueFa
                 words,
                 facts,
                 ops: None,
+                chains: Vec::new(),
             },
         );
     })
@@ -566,6 +583,30 @@ pub fn memo_keep_op(id: u64, value: &[u8], hash: u64, words: usize, slot: u32, m
     })
 }
 
+/// Hold group `gid`'s scan `bits` (its words, from word `gword` of the
+/// merged layout) of `value` transformed by its chain, with the value's
+/// remembered merged scan by filter `id` (found by `hash`).
+pub fn memo_keep_chain(id: u64, value: &[u8], hash: u64, gid: u32, gword: usize, bits: &[u64]) {
+    if gid >= 64 {
+        return;
+    }
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return;
+        };
+        let Some(held) = m.held_mut(id, value, hash) else {
+            return;
+        };
+        if held.facts.chains & 1 << gid != 0 {
+            return;
+        }
+        held.facts.chains |= 1 << gid;
+        for (i, &w) in bits.iter().enumerate().filter(|(_, &w)| w != 0) {
+            held.chains.push(((gword + i) as u32, w));
+        }
+    })
+}
+
 /// Set answer `slot` in `2 * words` words of "known" then "matched" bits.
 pub fn set_answer(ops: &mut [u64], words: usize, slot: u32, matched: bool) {
     let (w, b) = (slot as usize / 64, 1u64 << (slot % 64));
@@ -613,6 +654,11 @@ impl GlobalFilter {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Words of a merged scan.
+    pub fn words(&self) -> usize {
+        self.words
     }
 
     /// Words of operator answers per value ("known", then as many "matched").

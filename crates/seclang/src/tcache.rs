@@ -62,6 +62,10 @@ struct ItemRec {
     /// memory entry (to add the answers learnt now).
     ooff: u32,
     memo: u64,
+    /// Groups whose chain scans of the value came with the merged scan
+    /// (`ValueFacts::chains`), at `goff + words` in the merged layout.
+    cknown: u64,
+    coff: u32,
 }
 
 const NO_SCAN: u32 = u32::MAX;
@@ -77,6 +81,8 @@ impl Default for ItemRec {
             steps: None,
             ooff: NO_SCAN,
             memo: 0,
+            cknown: 0,
+            coff: NO_SCAN,
         }
     }
 }
@@ -122,6 +128,20 @@ impl BufSet {
             *s = (buf.0, buf.1, generation);
         }
     }
+}
+
+/// What an item's merged scan gave (see `TCache::merged_scan`).
+struct Merged {
+    /// Offset of the scan in `bits`.
+    goff: usize,
+    /// Functions known to leave the value unchanged.
+    same: u64,
+    /// The scan found no literal of any group.
+    zero: bool,
+    esc: u8,
+    /// Groups whose chain scans follow (see `ItemRec::cknown`), at `coff`.
+    cknown: u64,
+    coff: usize,
 }
 
 /// A group whose union is not computed (see `TCache::unions`).
@@ -279,7 +299,7 @@ impl TCache {
                 return Some(off as usize + g.gword);
             }
         }
-        let (goff, ..) = self.merged_scan(it, gf)?;
+        let goff = self.merged_scan(it, gf)?.goff;
         self.last = Some((ik, goff as u32));
         Some(goff + g.gword)
     }
@@ -382,7 +402,15 @@ impl TCache {
                 (Some(gf), true) => self.merged_scan(it, gf),
                 _ => None,
             };
-            let Some((goff, mut same, zero, esc)) = known else {
+            let Some(Merged {
+                goff,
+                mut same,
+                zero,
+                esc,
+                cknown,
+                coff,
+            }) = known
+            else {
                 for pg in pgs {
                     self.union_transformed(it, pg, groups, accs);
                 }
@@ -408,6 +436,18 @@ impl TCache {
                     }
                     if same & need == need {
                         continue;
+                    }
+                    // The chain's scan came with the merged scan.
+                    if pg.gid < 64 && cknown & 1 << pg.gid != 0 {
+                        let (off, words) = (pg.acc as usize, pg.words as usize);
+                        let from = coff + pg.gword as usize;
+                        if let (Some(acc), Some(src)) = (
+                            accs.get_mut(off..off + words),
+                            self.bits.get(from..from + words),
+                        ) {
+                            acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b);
+                            continue;
+                        }
                     }
                 }
                 self.union_transformed(it, pg, groups, accs);
@@ -494,8 +534,25 @@ impl TCache {
                         memo_store(g.chain_id, &it.value, h, bits, ValueFacts::default());
                     }
                 }
+                self.keep_chain(it, gid, g, off);
                 Some(off)
             }
+        }
+    }
+
+    /// Hold group `gid`'s chain scan of the item's value (at `off` in
+    /// `bits`) with the value's remembered merged scan, when it has one:
+    /// the next transaction gets it with that scan.
+    fn keep_chain(&self, it: &Item<'_>, gid: u32, g: &GroupFilter, off: usize) {
+        let v: &[u8] = &it.value;
+        let Some(rec) = self.items.get(&(v.as_ptr() as usize, v.len())) else {
+            return;
+        };
+        if rec.ooff == NO_SCAN || g.global.is_none() {
+            return;
+        }
+        if let Some(bits) = self.bits.get(off..off + g.words()) {
+            crate::prefilter::memo_keep_chain(self.op_id, v, rec.memo, gid, g.gword, bits);
         }
     }
 
@@ -521,7 +578,7 @@ impl TCache {
 
     /// The offset of the item's merged scan (scanning it now if needed), the
     /// functions known to leave it unchanged, and whether the scan found nothing.
-    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<(usize, u64, bool, u8)> {
+    fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<Merged> {
         let v: &[u8] = &it.value;
         let ik = (v.as_ptr() as usize, v.len());
         let full = self.items.len() >= MAX_ENTRIES;
@@ -542,18 +599,30 @@ impl TCache {
                     rec.steps = Some(f.steps);
                     rec.ooff = ooff;
                     rec.memo = h;
+                    if f.chains != 0 {
+                        rec.cknown = f.chains;
+                        rec.coff = rec.goff + gf.words() as u32;
+                    }
                     self.op_words = gf.op_words();
                     self.op_id = gf.id();
                     f.esc
                 }
                 None => ChainMask::escapes_in(v),
             };
+            let end = rec.goff as usize + gf.words();
             rec.zero = self
                 .bits
-                .get(rec.goff as usize..)
+                .get(rec.goff as usize..end)
                 .is_some_and(|b| b.iter().all(|&w| w == 0));
         }
-        Some((rec.goff as usize, rec.same, rec.zero, rec.esc))
+        Some(Merged {
+            goff: rec.goff as usize,
+            same: rec.same,
+            zero: rec.zero,
+            esc: rec.esc,
+            cknown: rec.cknown,
+            coff: rec.coff as usize,
+        })
     }
 
     /// The answer of the link with operator slot `slot` (`Rule::op_slot`)
@@ -664,6 +733,10 @@ impl TCache {
                 let need = g.chain_mask.need(rec.esc);
                 if rec.goff != NO_SCAN && rec.same & need == need {
                     let off = rec.goff as usize + g.gword;
+                    return Some(bit(self.bits.get(off..).unwrap_or_default(), slot));
+                }
+                if gid < 64 && rec.cknown & 1 << gid != 0 {
+                    let off = rec.coff as usize + g.gword;
                     return Some(bit(self.bits.get(off..).unwrap_or_default(), slot));
                 }
             }
