@@ -478,6 +478,24 @@ impl Operator {
         matches!(&self.kind, Kind::Rx(..))
     }
 
+    /// Whether the answer is a function of the value alone and costs more
+    /// than a bit test: the operators that read no argument at run time
+    /// and look at every byte (`@rx`, `@pm`, libinjection, the byte and
+    /// encoding checks). An answer kept per value in the transaction
+    /// record (see `seclang`'s merged scan) costs a bit test.
+    pub fn value_only(&self) -> bool {
+        matches!(
+            &self.kind,
+            Kind::Rx(..)
+                | Kind::Pm(..)
+                | Kind::Sqli
+                | Kind::Xss
+                | Kind::ByteRange(_)
+                | Kind::Utf8
+                | Kind::UrlEnc
+        )
+    }
+
     /// Evaluates the operator against `v` (negation applied). With `caps`,
     /// `@rx` fills the capture groups (TX.0..), `@pm` the matched phrase and
     /// `@detectSQLi` the fingerprint; on a match `caps` holds exactly those

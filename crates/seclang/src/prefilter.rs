@@ -6,7 +6,7 @@
 
 use crate::memory::{Recall, ValueMemory};
 use crate::ops::Transform;
-use crate::rules::{Entry, Rule};
+use crate::rules::{Entry, Op, Rule};
 use crate::variables::{phase_stable, Target};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::borrow::Cow;
@@ -856,7 +856,8 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                         });
                     }
                 }
-                if rule.op_memo.is_some() && !rule.multi_match && op_slots < OP_SLOTS {
+                let value_only = matches!(&rule.op, Op::Real { op, .. } if op.value_only());
+                if value_only && !rule.multi_match && op_slots < OP_SLOTS {
                     rule.op_slot = Some(op_slots as u32);
                     op_slots += 1;
                 }

@@ -88,9 +88,9 @@ pub struct Rule {
     /// the step facts remembered with a value's merged scan
     /// (`ValueFacts::steps`), when the rule set has room for it.
     pub step_slot: Option<u32>,
-    /// A link with a remembered operator answer (`op_memo`): its bit in the
-    /// answers kept with a value's remembered merged scan, when the rule
-    /// set has room for it.
+    /// A link whose operator's answer is a function of the value alone
+    /// (`Operator::value_only`): its bit in the answers kept with a value's
+    /// remembered merged scan, when the rule set has room for it.
     pub op_slot: Option<u32>,
     /// A chain starter whose targets are all phase-stable request data: it can
     /// be skipped whole when its group's phase-wide scan finds none of its literals.

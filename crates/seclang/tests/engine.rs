@@ -1052,6 +1052,50 @@ SecRule ARGS "@rx select" "id:5,phase:1,t:none,t:urlDecode,pass,nolog,setvar:tx.
     }
 }
 
+/// The answers of other operators that read the value alone (byte range,
+/// `@pm`, libinjection) are kept per link with the value's merged scan as
+/// `@rx` answers are: each link keeps its own, round after round.
+#[test]
+fn value_only_operator_answers_stay_per_link() {
+    let conf = r#"SecRuleEngine On
+SecRule ARGS "@contains plain" "id:1,phase:1,t:none,pass,nolog,setvar:tx.p=1"
+SecRule ARGS "@validateByteRange 32-126" "id:2,phase:1,t:none,t:urlDecode,pass,nolog,setvar:tx.range=+1"
+SecRule ARGS "@pm alert confirm" "id:3,phase:1,t:none,t:lowercase,pass,nolog,setvar:tx.pm=+1"
+SecRule ARGS "@detectXSS" "id:4,phase:1,t:none,pass,nolog,setvar:tx.xss=+1"
+SecRule ARGS "@detectSQLi" "id:5,phase:1,t:none,pass,nolog,setvar:tx.sqli=+1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    // (query, then the counts of p, range, pm, xss, sqli)
+    let cases: [(&str, [Option<&str>; 5]); 5] = [
+        ("/?x=plain", [Some("1"), None, None, None, None]),
+        ("/?x=a%2501b", [None, Some("1"), None, None, None]),
+        (
+            "/?x=ALERT&y=a%2501b",
+            [None, Some("1"), Some("1"), None, None],
+        ),
+        (
+            "/?x=%3Cscript%3Ealert(1)%3C/script%3E&y=plain",
+            [Some("1"), None, Some("1"), Some("1"), None],
+        ),
+        (
+            "/?x=1'%20OR%20'1'='1&y=ALERT",
+            [None, None, Some("1"), None, Some("1")],
+        ),
+    ];
+    for round in 0..4 {
+        for (uri, want) in cases {
+            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
+            assert!(tx.process_request_headers().is_none());
+            let got = ["p", "range", "pm", "xss", "sqli"].map(|v| tx.tx_var(v));
+            assert_eq!(
+                got.each_ref().map(|v| v.as_deref()),
+                want,
+                "{uri}, round {round}"
+            );
+        }
+    }
+}
+
 /// An operator's `%{tx.name}` argument is looked up once per rule
 /// evaluation and again for the next rule: a value set between two rules
 /// is seen by the second, for every argument.
