@@ -17,7 +17,7 @@ pub struct Collection {
     /// Own entries in insertion order: `(key lower-cased, value, index of
     /// the base entry it replaces)`. A replaced base entry keeps its place
     /// in the order, as an update in place does.
-    items: Vec<(String, Vec<u8>, Option<usize>)>,
+    items: Vec<Entry>,
     /// Indexes in `items`, by the hash of the lower-cased key. A key is
     /// hashed once per access, case-insensitively without a lower-cased
     /// copy, and the same hash probes the base; a keyed map would hash it
@@ -32,6 +32,9 @@ pub struct Collection {
     /// `relayer`), taken by new keys before anything is allocated.
     spare: Vec<(String, Vec<u8>)>,
 }
+
+/// An own entry: `(key lower-cased, value, index of the base entry it replaces)`.
+type Entry = (String, Vec<u8>, Option<usize>);
 
 /// A base entry this layer has not touched, or removed (see `Collection::over`).
 const KEPT: u32 = 0;
@@ -343,15 +346,8 @@ impl Collection {
     ) -> impl Iterator<Item = (&'s str, &'s [u8])> + 'p {
         let base = self.base.as_deref();
         let base = base_picks.iter().filter_map(move |&bi| {
-            let (k, v, _) = base?.items.get(bi as usize)?;
-            match self.over_of(bi as usize) {
-                KEPT => Some((k.as_str(), v.as_slice())),
-                REMOVED => None,
-                o => self
-                    .items
-                    .get(o as usize - 1)
-                    .map(|(k, v, _)| (k.as_str(), v.as_slice())),
-            }
+            let e = base?.items.get(bi as usize)?;
+            self.through(bi as usize, e)
         });
         let own = self
             .items
@@ -361,17 +357,24 @@ impl Collection {
         base.chain(own)
     }
 
-    /// Entries in insertion order (the base's first, then this layer's new keys).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let base = self.base.iter().flat_map(|b| b.items.iter().enumerate());
-        let base = base.filter_map(move |(bi, (k, v, _))| match self.over_of(bi) {
-            KEPT => Some((k.as_str(), v.as_slice())),
+    /// What this layer reads for base entry `bi` (`e`, as the base holds
+    /// it): the base's value, this layer's replacement, or nothing when
+    /// this layer removed it.
+    fn through<'s>(&'s self, bi: usize, e: &'s Entry) -> Option<(&'s str, &'s [u8])> {
+        match self.over_of(bi) {
+            KEPT => Some((e.0.as_str(), e.1.as_slice())),
             REMOVED => None,
             o => self
                 .items
                 .get(o as usize - 1)
                 .map(|(k, v, _)| (k.as_str(), v.as_slice())),
-        });
+        }
+    }
+
+    /// Entries in insertion order (the base's first, then this layer's new keys).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let base = self.base.iter().flat_map(|b| b.items.iter().enumerate());
+        let base = base.filter_map(move |(bi, e)| self.through(bi, e));
         let own = self
             .items
             .iter()

@@ -514,7 +514,9 @@ impl Engine<'_> {
             // again for this rule.
             'eval: {
                 if rule.multi_match && !rule.transforms.is_empty() {
-                    let (same, steps) = self.cache.item_facts(it);
+                    // Functions known to leave the original value as it is,
+                    // and the value's step facts.
+                    let (mut same, steps) = self.cache.item_facts(it);
                     // Whether any step's value passes the rule's literals is a
                     // function of the value, remembered per thread: with the
                     // value's merged scan (one lookup for all such rules), or
@@ -541,8 +543,6 @@ impl Engine<'_> {
                     let mut passed = false;
                     let mut v: Cow<'_, [u8]> = Cow::Borrowed(&it.value);
                     let mut changed = true;
-                    // Functions known to leave the original value as it is.
-                    let mut same = same;
                     for k in 0..=rule.transforms.len() {
                         // The literal prefilter holds for any value, so for each step's value too.
                         if changed && rule.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&v)) {

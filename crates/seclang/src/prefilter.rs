@@ -368,8 +368,8 @@ impl StepCheck {
 /// Step slots a rule set has (one word of facts per value).
 const STEP_SLOTS: usize = 64;
 
-/// Operator answer slots a rule set has (CRS v4 has about 300 links whose
-/// answers are remembered).
+/// Operator answer slots a rule set has (CRS v4 has a few hundred links
+/// whose operator reads the value alone).
 const OP_SLOTS: usize = 1024;
 
 /// Two-way sets of remembered scans per thread. Header values, cookie and
@@ -428,7 +428,8 @@ struct ScanMemo {
     /// words of "known", then as many of "matched" (none until the first).
     ops: Option<Box<[u64]>>,
     /// The non-zero words of the groups' scans of the value transformed by
-    /// their chains, laid out as the merged scan (groups in `facts.chains`).
+    /// their chains, laid out as the merged scan (groups in `facts.chains`):
+    /// at most one entry per word of the merged scan (36 for CRS v4).
     chains: Vec<(u32, u64)>,
 }
 
@@ -455,10 +456,12 @@ pub fn memo_lookup(id: u64, words: usize, value: &[u8], out: &mut Vec<u64>) -> M
     memo_lookup_ops(id, words, value, out, None)
 }
 
-/// [`memo_lookup`], appending to `ops` (when given, with its word count)
-/// the operator answers held with the value: `2 * words` words, zero when
-/// none are (see `ScanMemo::ops`). Copied with the scan, in the same
-/// lookup: nearly every remembered value is asked about by some link.
+/// [`memo_lookup`] for the merged filter: given `ops` (and its word count),
+/// it also appends there the operator answers held with the value (`2 *
+/// words` words, zero when none are; see `ScanMemo::ops`), and to `out`,
+/// after the scan, the groups' chain scans held with it when there are
+/// any (`ValueFacts::chains`). Copied with the scan, in the same lookup:
+/// nearly every remembered value is asked about by some link.
 fn memo_lookup_ops(
     id: u64,
     words: usize,

@@ -138,6 +138,7 @@ struct Merged {
     same: u64,
     /// The scan found no literal of any group.
     zero: bool,
+    /// Escape bytes the value holds.
     esc: u8,
     /// Groups whose chain scans follow (see `ItemRec::cknown`), at `coff`.
     cknown: u64,
@@ -169,10 +170,12 @@ pub struct TCache {
     last: Option<((usize, usize), u32)>,
     bits: Vec<u64>,
     /// Operator answers of remembered values (see `ItemRec::ooff`), of
-    /// `op_words` words each half, for the merged filter `op_id`.
+    /// `op_words` words each half.
     ops: Vec<u64>,
     op_words: usize,
-    op_id: u64,
+    /// The merged filter whose remembered scans the records came from (the
+    /// key of their memory entries, to add what is learnt now).
+    memo_id: u64,
     /// Prefilter group (index) -> offset in `bits` of the phase-wide union
     /// over all the items the group's skippable rules can target; `NO_UNION`
     /// or past the end: not computed. Asked once per skippable rule, so a
@@ -548,11 +551,12 @@ impl TCache {
         let Some(rec) = self.items.get(&(v.as_ptr() as usize, v.len())) else {
             return;
         };
+        // Op answers are set up exactly when the merged scan was remembered.
         if rec.ooff == NO_SCAN || g.global.is_none() {
             return;
         }
         if let Some(bits) = self.bits.get(off..off + g.words()) {
-            crate::prefilter::memo_keep_chain(self.op_id, v, rec.memo, gid, g.gword, bits);
+            crate::prefilter::memo_keep_chain(self.memo_id, v, rec.memo, gid, g.gword, bits);
         }
     }
 
@@ -576,8 +580,7 @@ impl TCache {
         same
     }
 
-    /// The offset of the item's merged scan (scanning it now if needed), the
-    /// functions known to leave it unchanged, and whether the scan found nothing.
+    /// What the item's merged scan gave (scanning it now if needed).
     fn merged_scan(&mut self, it: &Item<'_>, gf: &GlobalFilter) -> Option<Merged> {
         let v: &[u8] = &it.value;
         let ik = (v.as_ptr() as usize, v.len());
@@ -604,7 +607,7 @@ impl TCache {
                         rec.coff = rec.goff + gf.words() as u32;
                     }
                     self.op_words = gf.op_words();
-                    self.op_id = gf.id();
+                    self.memo_id = gf.id();
                     f.esc
                 }
                 None => ChainMask::escapes_in(v),
@@ -657,7 +660,7 @@ impl TCache {
         let w = self.op_words;
         if let Some(ops) = self.ops.get_mut(off..off + 2 * w) {
             crate::prefilter::set_answer(ops, w, slot, matched);
-            crate::prefilter::memo_keep_op(self.op_id, &it.value, h, w, slot, matched);
+            crate::prefilter::memo_keep_op(self.memo_id, &it.value, h, w, slot, matched);
         }
     }
 

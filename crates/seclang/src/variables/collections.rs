@@ -36,41 +36,33 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
     let Some(c) = collection(st, t.var) else {
         return;
     };
+    // Members are borrowed from the collection (not request data that
+    // stays for the phase: a setvar can change them).
+    let member = |(k, v): (&'a str, &'a [u8])| Item {
+        var: t.var,
+        key: Cow::Borrowed(k.as_bytes()),
+        value: Cow::Borrowed(v),
+        stable: false,
+    };
     // Fast path: an exact key is a hash lookup.
     if let super::Selector::Key(k) = &t.sel {
-        if let Some((key, v)) = c.get_entry_named(k) {
-            out.push(Item {
-                var: t.var,
-                key: Cow::Borrowed(key.as_bytes()),
-                value: Cow::Borrowed(v),
-                stable: false,
-            });
-        }
+        out.extend(c.get_entry_named(k).map(member));
         return;
     }
     // A regex over a layered collection (TX): the base's members it takes
     // are known per rule set.
     if let (super::Selector::Regex(re), Some(base)) = (&t.sel, c.base()) {
         if let Some(picks) = re.base_picks(base) {
-            for (k, v) in c.iter_picked(picks, |k| re.is_match(k.as_bytes())) {
-                out.push(Item {
-                    var: t.var,
-                    key: Cow::Borrowed(k.as_bytes()),
-                    value: Cow::Borrowed(v),
-                    stable: false,
-                });
-            }
+            out.extend(
+                c.iter_picked(picks, |k| re.is_match(k.as_bytes()))
+                    .map(member),
+            );
             return;
         }
     }
-    for (k, v) in c.iter() {
-        if t.sel.selects(k.as_bytes()) {
-            out.push(Item {
-                var: t.var,
-                key: Cow::Borrowed(k.as_bytes()),
-                value: Cow::Borrowed(v),
-                stable: false,
-            });
-        }
-    }
+    out.extend(
+        c.iter()
+            .filter(|(k, _)| t.sel.selects(k.as_bytes()))
+            .map(member),
+    );
 }
