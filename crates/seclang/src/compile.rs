@@ -1009,6 +1009,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             op_slot: None,
             skippable: false,
             target_unions: Vec::new(),
+            answer_targets: Vec::new(),
             tag_text: if starter {
                 tag_text.clone()
             } else {
@@ -1090,6 +1091,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         op_slot: None,
         skippable: false,
         target_unions: Vec::new(),
+        answer_targets: Vec::new(),
         tag_text: Vec::new(),
         msg_text: String::new(),
         folded: Default::default(),

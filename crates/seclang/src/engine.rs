@@ -12,7 +12,7 @@ use crate::memory::{keep_answer, recall_answer, OP_ANSWERS, STEP_ANSWERS};
 use crate::ops::Expander;
 use crate::rules::{Entry, Op, Rule};
 use crate::state::TxState;
-use crate::tcache::TCache;
+use crate::tcache::{TCache, UnionAcc};
 use crate::variables::{self, Item, Var};
 use crate::{EngineMode, Intervention, MatchedRule, RuleSet};
 use std::borrow::Cow;
@@ -242,6 +242,13 @@ impl Engine<'_> {
                     continue;
                 }
             }
+            if !rule.answer_targets.is_empty() && !self.answers_may_match(rule) {
+                // Every value the rule can read this phase is remembered to
+                // fail its operator.
+                self.stats.rules_prefiltered += 1;
+                self.st.matched_vars.clear();
+                continue;
+            }
             match self.run_chain(rule) {
                 Outcome::NoMatch => self.st.matched_vars.clear(),
                 Outcome::Match => {
@@ -277,6 +284,37 @@ impl Engine<'_> {
         self.cache.union_bit(gid, slot).unwrap_or(true)
     }
 
+    /// Whether some value of the starter's targets may pass its operator,
+    /// by the remembered answers the phase's union pass ORed per target
+    /// (see `Rule::answer_targets`).
+    fn answers_may_match(&mut self, rule: &Rule) -> bool {
+        let Some(slot) = rule.op_slot else {
+            return true;
+        };
+        if !self.cache.unions_done() {
+            self.compute_unions();
+        }
+        // A target whose values all lack the rule's literals cannot match
+        // either (the answers of values ruled out that way are not learnt).
+        let group_slot = rule.group.map(|g| g.1);
+        rule.answer_targets
+            .iter()
+            .zip(&rule.targets)
+            .enumerate()
+            .any(|(i, (ti, t))| match ti {
+                Some(ti) => {
+                    let scanned_out = match (rule.target_unions.get(i), group_slot) {
+                        (Some(Some(off)), Some(gs)) => {
+                            self.cache.target_union_bit(*off, gs) == Some(false)
+                        }
+                        _ => false,
+                    };
+                    !scanned_out && self.cache.target_answer(*ti, slot) != Some(false)
+                }
+                None => !t.negated,
+            })
+    }
+
     /// Compute every union of the phase's plan in one pass over the targets
     /// (nothing when the phase has no plan or it was already computed).
     fn compute_unions(&mut self) {
@@ -284,9 +322,8 @@ impl Engine<'_> {
         let Some(plan) = rs.plans.get(usize::from(self.rt.phase.saturating_sub(1))) else {
             return;
         };
-        match plan.groups.first() {
-            Some(&(g0, _)) if self.cache.union_bit(g0, 0).is_none() => {}
-            _ => return,
+        if plan.targets.is_empty() || self.cache.unions_done() {
+            return;
         }
         // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
         let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
@@ -296,18 +333,24 @@ impl Engine<'_> {
         let mut accs = cache.target_unions_buf();
         accs.clear();
         accs.resize(plan.words, 0);
+        let aw = plan.global.as_ref().map_or(0, |g| g.op_words());
+        let mut answers = cache.answers_buf(plan.targets.len(), aw);
         cache.args_shared = st.args_shared;
         for (i, (t, gids)) in plan.targets.iter().enumerate() {
             items.clear();
             variables::generate(t, st, &mut items);
             let tm = plan.merged.get(i).copied().unwrap_or_default();
+            let ans = answers.get_mut(i * aw..(i + 1) * aw).unwrap_or_default();
             cache.union_target(
                 &items,
                 gids,
                 tm,
                 &rs.groups,
                 plan.global.as_deref(),
-                &mut accs,
+                UnionAcc {
+                    groups: &mut accs,
+                    answers: ans,
+                },
             );
         }
         let mut union = Vec::new();
@@ -337,7 +380,7 @@ impl Engine<'_> {
             }
             cache.set_union(*gid, &union);
         }
-        cache.set_target_unions(accs);
+        cache.set_unions_done(accs, answers);
         cache.item_buf = crate::tcache::recycle(items);
     }
 
@@ -437,6 +480,13 @@ impl Engine<'_> {
             if let (Some(Some(off)), Some((_, slot))) = (rule.target_unions.get(ti), rule.group) {
                 if self.cache.target_union_bit(*off, slot) == Some(false) {
                     // No value of this target passes the rule's literals.
+                    self.stats.prefilter_skips += 1;
+                    continue;
+                }
+            }
+            if let (Some(Some(ti)), Some(slot)) = (rule.answer_targets.get(ti), rule.op_slot) {
+                if self.cache.target_answer(*ti, slot) == Some(false) {
+                    // Every value of this target is remembered to fail the operator.
                     self.stats.prefilter_skips += 1;
                     continue;
                 }
@@ -587,7 +637,7 @@ impl Engine<'_> {
                             .rs
                             .groups
                             .get(g.0 as usize)
-                            .and_then(|gf| self.cache.recorded_bit(it, g, gf)),
+                            .and_then(|gf| self.cache.recorded_bit(it, g, gf, rule.op_slot)),
                         _ => None,
                     };
                     if recorded == Some(false) {

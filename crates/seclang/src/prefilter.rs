@@ -252,19 +252,34 @@ fn target_key(t: &Target) -> String {
     format!("{:?}/{:?}", t.var, t.sel)
 }
 
-/// One plan per phase, over the groups its skippable rules belong to. A
-/// group's union in a phase covers the targets of its rules in that phase
-/// only: a response-phase rule's union is not made of request values, and
-/// the pass does not generate them.
+/// One plan per phase, over the groups its skippable rules belong to and
+/// the targets of its rules whose operator answers are kept per value
+/// (see `Rule::answer_targets`). A group's union in a phase covers the
+/// targets of its rules in that phase only: a response-phase rule's union
+/// is not made of request values, and the pass does not generate them.
 pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [UnionPlan; 5] {
     let mut plans: [UnionPlan; 5] = Default::default();
+    let global = groups.iter().find_map(|g| g.global.clone());
     for (plan, phase) in plans.iter_mut().zip(phases.iter_mut()) {
         // (target, gid) pairs of the phase's skippable rules, each once.
         let mut at: HashMap<(String, u32), u32> = HashMap::new();
         let mut target_index: HashMap<String, usize> = HashMap::new();
         let mut group_index: HashMap<u32, usize> = HashMap::new();
+        let mut index_of = |plan: &mut UnionPlan, t: &Target, k: String| {
+            *target_index.entry(k).or_insert_with(|| {
+                plan.targets.push((t.clone(), Vec::new()));
+                plan.targets.len() - 1
+            })
+        };
         for e in phase.iter_mut() {
             let Entry::Rule(r) = e else { continue };
+            if answers_planned(r) {
+                let mut idx = Vec::with_capacity(r.targets.len());
+                for t in &r.targets {
+                    idx.push((!t.negated).then(|| index_of(plan, t, target_key(t)) as u32));
+                }
+                r.answer_targets = idx;
+            }
             let (true, Some((gid, _))) = (r.skippable, r.group) else {
                 continue;
             };
@@ -281,10 +296,7 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
                 let off = *at.entry((k.clone(), gid)).or_insert_with(|| {
                     let off = plan.words as u32;
                     plan.words += g.words();
-                    let ti = *target_index.entry(k).or_insert_with(|| {
-                        plan.targets.push((t.clone(), Vec::new()));
-                        plan.targets.len() - 1
-                    });
+                    let ti = index_of(plan, t, k);
                     plan.targets[ti].1.push(PlanGroup {
                         gid,
                         acc: off,
@@ -301,14 +313,16 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
                         plan.groups.len() - 1
                     });
                     plan.groups[gi].1.push(off);
-                    if plan.global.is_none() {
-                        plan.global = g.global.clone();
-                    }
                     off
                 });
                 offs.push(Some(off));
             }
             r.target_unions = offs;
+        }
+        // Every group's bits and every value's answers are in the one
+        // merged scan of the rule set.
+        if !plan.targets.is_empty() {
+            plan.global = global.clone();
         }
         plan.merged = plan
             .targets
@@ -317,6 +331,20 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
             .collect();
     }
     plans
+}
+
+/// Whether the union pass ORs the operator answers of the rule's values
+/// (`Rule::answer_targets`): a chain starter evaluated at request time
+/// whose operator has a slot, reading only phase-stable request data (no
+/// counts), so the values the pass sees are all the values it can read.
+fn answers_planned(r: &Rule) -> bool {
+    r.op_slot.is_some()
+        && !r.multi_match
+        && matches!(r.folded, crate::fold::Folded::No)
+        && r.targets.iter().any(|t| !t.negated)
+        && r.targets
+            .iter()
+            .all(|t| t.negated || !t.count && phase_stable(t.var))
 }
 
 /// The literals of all groups; each group's bits start on a word boundary.

@@ -100,6 +100,14 @@ pub struct Rule {
     /// alone (see `UnionPlan`), so a target none of whose values can match
     /// is not generated at all.
     pub target_unions: Vec<Option<u32>>,
+    /// Per target (parallel to `targets`), for a chain starter with an
+    /// operator slot whose targets are all phase-stable request data: the
+    /// index of the target in the phase's union plan, which also ORs what
+    /// its values' remembered operator answers allow (see
+    /// `TCache::target_answer`). A target whose every value is known to
+    /// fail the operator is not generated, and a rule all of whose targets
+    /// are is not evaluated. Empty for other rules.
+    pub answer_targets: Vec<Option<u32>>,
     /// Tags as written (ctl:ruleRemoveByTag matches these).
     pub tag_text: Vec<String>,
     pub msg_text: String,

@@ -143,6 +143,16 @@ struct Merged {
     /// Groups whose chain scans follow (see `ItemRec::cknown`), at `coff`.
     cknown: u64,
     coff: usize,
+    /// Offset of its remembered operator answers in `ops` (`NO_SCAN`: none).
+    ooff: u32,
+}
+
+/// Where the union pass ORs one target's values into: its words per
+/// group (`UnionPlan`), and its operator answer words (see
+/// `TCache::target_answer`).
+pub struct UnionAcc<'a> {
+    pub groups: &'a mut [u64],
+    pub answers: &'a mut [u64],
 }
 
 /// A group whose union is not computed (see `TCache::unions`).
@@ -184,6 +194,13 @@ pub struct TCache {
     /// The phase's union words per (target, group) (see `UnionPlan`);
     /// empty until the phase's unions are computed.
     target_unions: Vec<u64>,
+    /// Per plan target, `answer_words` words: the operator slots for which
+    /// some value of the target has no remembered answer or a match (see
+    /// `target_answer`).
+    target_answers: Vec<u64>,
+    answer_words: usize,
+    /// The phase's union pass ran.
+    unions_done: bool,
     pub hits: u64,
     /// The allocation rule item lists reuse (always empty between uses; see `recycle`).
     pub item_buf: Vec<Item<'static>>,
@@ -242,6 +259,8 @@ impl TCache {
         self.ops.clear();
         self.unions.clear();
         self.target_unions.clear();
+        self.target_answers.clear();
+        self.unions_done = false;
         self.hits_buf.clear();
     }
 
@@ -253,16 +272,48 @@ impl TCache {
     pub fn next_phase(&mut self) {
         self.unions.clear();
         self.target_unions.clear();
+        self.target_answers.clear();
+        self.unions_done = false;
+    }
+
+    /// Whether the phase's union pass ran (see `Engine::compute_unions`).
+    pub fn unions_done(&self) -> bool {
+        self.unions_done
+    }
+
+    /// The per-target answer words' buffer, emptied and sized for `targets`
+    /// targets of `words` words each, for the union pass.
+    pub fn answers_buf(&mut self, targets: usize, words: usize) -> Vec<u64> {
+        let mut v = std::mem::take(&mut self.target_answers);
+        v.clear();
+        v.resize(targets * words, 0);
+        self.answer_words = words;
+        v
+    }
+
+    /// Keep the phase's unions: per (target, group) and per target's answers.
+    pub fn set_unions_done(&mut self, accs: Vec<u64>, answers: Vec<u64>) {
+        self.target_unions = accs;
+        self.target_answers = answers;
+        self.unions_done = true;
+    }
+
+    /// Whether some value of plan target `ti` may pass the link with
+    /// operator slot `slot`: `Some(false)` when the phase's union pass found
+    /// every value's answer remembered as a failure (a target with no value
+    /// included); `None` before the pass.
+    pub fn target_answer(&self, ti: u32, slot: u32) -> Option<bool> {
+        let w = self.answer_words;
+        let from = ti as usize * w;
+        match self.target_answers.get(from..from + w) {
+            Some(a) if w > 0 => Some(bit(a, slot)),
+            _ => None,
+        }
     }
 
     /// The per-(target, group) words' buffer, for reuse.
     pub fn target_unions_buf(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.target_unions)
-    }
-
-    /// Keep the phase's per-(target, group) union words.
-    pub fn set_target_unions(&mut self, accs: Vec<u64>) {
-        self.target_unions = accs;
     }
 
     /// Whether `slot` is set in the words of one (target, group) pair at
@@ -379,8 +430,12 @@ impl TCache {
         tm: TargetMerge,
         groups: &[GroupFilter],
         global: Option<&GlobalFilter>,
-        accs: &mut [u64],
+        acc: UnionAcc<'_>,
     ) {
+        let UnionAcc {
+            groups: accs,
+            answers: ans,
+        } = acc;
         let (lo, hi) = (tm.lo as usize, tm.hi as usize);
         let mut merged = std::mem::take(&mut self.merged_buf);
         merged.clear();
@@ -412,13 +467,30 @@ impl TCache {
                 esc,
                 cknown,
                 coff,
+                ooff,
             }) = known
             else {
+                // No answers to go by: any slot may pass.
+                ans.fill(u64::MAX);
                 for pg in pgs {
                     self.union_transformed(it, pg, groups, accs);
                 }
                 continue;
             };
+            // A slot may pass unless the value's answer is a known failure.
+            let w = ans.len();
+            match self
+                .ops
+                .get(ooff as usize..(ooff as usize).saturating_add(2 * w))
+            {
+                Some(ops) if ooff != NO_SCAN && w == self.op_words => {
+                    let (known, matched) = ops.split_at(w);
+                    for ((a, k), m) in ans.iter_mut().zip(known).zip(matched) {
+                        *a |= !k | m;
+                    }
+                }
+                _ => ans.fill(u64::MAX),
+            }
             if !zero {
                 if let Some(src) = self.bits.get(goff + lo..goff + hi) {
                     for (a, b) in merged.iter_mut().zip(src) {
@@ -625,6 +697,7 @@ impl TCache {
             esc: rec.esc,
             cknown: rec.cknown,
             coff: rec.coff as usize,
+            ooff: rec.ooff,
         })
     }
 
@@ -721,31 +794,62 @@ impl TCache {
     /// scan already recorded the group's bits for it (the union pass does,
     /// for every stable item a skippable rule of the group targets): no
     /// lookup or application of the transformation chain. `None`: not known.
+    ///
+    /// A value the rule's literals rule out fails its operator too: for a
+    /// link with operator slot `op_slot`, that answer is kept with the
+    /// value's remembered merged scan when it is not known yet, so the union
+    /// pass of later transactions counts the value as failing (see
+    /// `target_answer`).
     pub fn recorded_bit(
-        &self,
+        &mut self,
         it: &Item<'_>,
         (gid, slot): (u32, u32),
         g: &GroupFilter,
+        op_slot: Option<u32>,
     ) -> Option<bool> {
         if !it.stable {
             return None;
         }
         let ik = (it.value.as_ptr() as usize, it.value.len());
-        if g.global.is_some() {
-            if let Some(rec) = self.items.get(&ik) {
-                let need = g.chain_mask.need(rec.esc);
-                if rec.goff != NO_SCAN && rec.same & need == need {
-                    let off = rec.goff as usize + g.gword;
-                    return Some(bit(self.bits.get(off..).unwrap_or_default(), slot));
-                }
-                if gid < 64 && rec.cknown & 1 << gid != 0 {
-                    let off = rec.coff as usize + g.gword;
-                    return Some(bit(self.bits.get(off..).unwrap_or_default(), slot));
-                }
+        let rec = self.items.get(&ik).filter(|_| g.global.is_some());
+        let off = match rec {
+            Some(rec)
+                if rec.goff != NO_SCAN
+                    && rec.same & g.chain_mask.need(rec.esc) == g.chain_mask.need(rec.esc) =>
+            {
+                Some(rec.goff as usize + g.gword)
             }
+            Some(rec) if gid < 64 && rec.cknown & 1 << gid != 0 => {
+                Some(rec.coff as usize + g.gword)
+            }
+            _ => None,
+        };
+        let off = match off {
+            Some(off) => off,
+            None => *self.groups.get(&(ik.0, ik.1, gid))? as usize,
+        };
+        let passes = bit(self.bits.get(off..).unwrap_or_default(), slot);
+        if let (false, Some(s), Some(rec)) = (passes, op_slot, rec) {
+            let (ooff, memo) = (rec.ooff, rec.memo);
+            self.learn_failure(it, ooff, memo, s);
         }
-        let off = *self.groups.get(&(ik.0, ik.1, gid))? as usize;
-        Some(bit(self.bits.get(off..).unwrap_or_default(), slot))
+        Some(passes)
+    }
+
+    /// Keep a failure of the link with operator slot `slot` on the item's
+    /// value when its remembered answers (at `ooff` in `ops`) lack it.
+    fn learn_failure(&mut self, it: &Item<'_>, ooff: u32, memo: u64, slot: u32) {
+        let w = self.op_words;
+        if ooff == NO_SCAN {
+            return;
+        }
+        let Some(ops) = self.ops.get_mut(ooff as usize..ooff as usize + 2 * w) else {
+            return;
+        };
+        if crate::prefilter::get_answer(ops, w, slot).is_none() {
+            crate::prefilter::set_answer(ops, w, slot, false);
+            crate::prefilter::memo_keep_op(self.memo_id, &it.value, memo, w, slot, false);
+        }
     }
 
     /// Whether rule `slot` of group `gid` may match the item's value once
