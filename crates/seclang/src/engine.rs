@@ -575,14 +575,28 @@ impl Engine<'_> {
                         (Some(s), Some(w)) => Some(w >> s & 1 == 1),
                         _ => None,
                     };
+                    // The link's answer (any step matched) is a function of
+                    // the value as well, kept with its merged scan.
+                    let slot = rule.op_slot.filter(|_| it.stable);
+                    let answer = slot.and_then(|s| self.cache.op_answer(it, s));
+                    if answer == Some(false) {
+                        self.stats.operator_memo += 1;
+                        break 'eval;
+                    }
                     if known == Some(false) {
                         self.stats.prefilter_skips += 1;
+                        if let Some(s) = slot {
+                            self.cache.keep_op_answer(it, s, false);
+                        }
                         break 'eval;
                     }
                     let memo = match rule.prefilter.as_ref().filter(|_| known.is_none()) {
                         Some(pf) => match recall_answer(&STEP_ANSWERS, pf.id(), &it.value) {
                             (Some(false), _) => {
                                 self.stats.prefilter_skips += 1;
+                                if let Some(s) = slot {
+                                    self.cache.keep_op_answer(it, s, false);
+                                }
                                 break 'eval;
                             }
                             (None, Some(h)) => Some((pf.id(), h)),
@@ -629,6 +643,9 @@ impl Engine<'_> {
                     }
                     if let Some((id, h)) = memo {
                         keep_answer(&STEP_ANSWERS, id, &it.value, h, passed);
+                    }
+                    if let (Some(s), None) = (slot, answer) {
+                        self.cache.keep_op_answer(it, s, matched);
                     }
                 } else {
                     // A scan recorded for the item answers before transforming it.

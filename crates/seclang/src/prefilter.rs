@@ -339,7 +339,6 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
 /// counts), so the values the pass sees are all the values it can read.
 fn answers_planned(r: &Rule) -> bool {
     r.op_slot.is_some()
-        && !r.multi_match
         && matches!(r.folded, crate::fold::Folded::No)
         && r.targets.iter().any(|t| !t.negated)
         && r.targets
@@ -888,7 +887,7 @@ pub fn build_groups(phases: &mut [Vec<Entry>; 5]) -> Vec<GroupFilter> {
                     }
                 }
                 let value_only = matches!(&rule.op, Op::Real { op, .. } if op.value_only());
-                if value_only && !rule.multi_match && op_slots < OP_SLOTS {
+                if value_only && op_slots < OP_SLOTS {
                     rule.op_slot = Some(op_slots as u32);
                     op_slots += 1;
                 }

@@ -1109,32 +1109,38 @@ SecRule ARGS "@detectSQLi" "id:2,phase:1,pass,nolog,setvar:tx.s=+1"
 SecRule ARGS|!ARGS:skip "@validateByteRange 32-126" "id:3,phase:1,t:none,t:urlDecode,pass,nolog,setvar:tx.r=+1"
 SecRule ARGS_NAMES "@rx ^zq" "id:4,phase:1,t:none,pass,nolog,setvar:tx.n=+1"
 SecRule REQUEST_HEADERS:User-Agent|ARGS "@rx (?:ordinary|zzyzx)\d" "id:5,phase:1,t:none,pass,nolog,setvar:tx.o=+1"
+SecRule ARGS "@detectSQLi" "id:6,phase:1,t:none,t:urlDecodeUni,multiMatch,pass,nolog,setvar:tx.m=+1"
 "#;
     let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
     // A value only an excluded target holds gets no answer from the rule
     // (it is not evaluated there), so a request with `skip` is evaluated.
     let clean = "/?qa=ordinary%20words&qb=more%2Dwords";
     let ua = [("User-Agent", "Quietbrowser/1.0")];
-    // (query, then tx.a, tx.s, tx.r, tx.n, tx.o). Rule 5 finds its
+    // (query, then tx.a, tx.s, tx.r, tx.n, tx.o, tx.m). Rule 6 (multiMatch)
+    // finds the injection encoded twice only after its decoding. Rule 5 finds its
     // literal in `qa` only: `qb` is ruled out by the literals alone, and
     // so is the User-Agent, whose values the rule then never looks at.
-    let cases: [(&str, [Option<&str>; 5]); 5] = [
-        (clean, [None, None, None, None, None]),
+    let cases: [(&str, [Option<&str>; 6]); 6] = [
+        (clean, [None, None, None, None, None, None]),
         (
             "/?qa=ordinary%20words&qb=AttackWord",
-            [Some("1"), None, None, None, None],
+            [Some("1"), None, None, None, None, None],
         ),
         (
             "/?qa=1'%20OR%20'1'='1&qb=more%2Dwords&zqname=x%2501y",
-            [None, Some("1"), Some("1"), Some("1"), None],
+            [None, Some("1"), Some("1"), Some("1"), None, Some("1")],
         ),
         (
             "/?qa=ordinary%20words&qb=more%2Dwords&skip=x%2501y&qc=a%2502b",
-            [None, None, Some("1"), None, None],
+            [None, None, Some("1"), None, None, None],
         ),
         (
             "/?qa=ordinary%20words&qb=more%2Dwords&qd=zzyzx7",
-            [None, None, None, None, Some("1")],
+            [None, None, None, None, Some("1"), None],
+        ),
+        (
+            "/?qa=ordinary%20words&qe=1%2527%2520OR%2520%25271%2527%253D%25271",
+            [None, None, None, None, None, Some("1")],
         ),
     ];
     let mut skipped_all = false;
@@ -1142,7 +1148,7 @@ SecRule REQUEST_HEADERS:User-Agent|ARGS "@rx (?:ordinary|zzyzx)\d" "id:5,phase:1
         for (uri, want) in cases {
             let mut tx = Transaction::new(rs.clone(), &req(uri, &ua), "uid".into());
             assert!(tx.process_request_headers().is_none());
-            let got = ["a", "s", "r", "n", "o"].map(|v| tx.tx_var(v));
+            let got = ["a", "s", "r", "n", "o", "m"].map(|v| tx.tx_var(v));
             assert_eq!(
                 got.each_ref().map(|v| v.as_deref()),
                 want,
