@@ -7,9 +7,12 @@
 //! A value is held only from its second sighting: values that never repeat
 //! (session ids, search terms) cost a tag in a table of values seen once,
 //! not an allocation, and cannot push out values that do repeat. Held
-//! values sit in two-way sets (the least recently used way is replaced), so
-//! two hot values whose hashes share a set do not evict each other on every
-//! request. A held value is compared in full: a different value is never
+//! values sit in four-way sets (the least recently used way is replaced),
+//! so hot values whose hashes share a set do not evict each other on every
+//! request: with two ways, a request's few hundred entries left a few sets
+//! with three, and which values thrashed changed with the seed (the
+//! engine's cost of one request moved by up to 70% between processes). A
+//! held value is compared in full: a different value is never
 //! taken for it. The hasher is seeded at random per process, so request
 //! data cannot aim collisions at chosen sets.
 
@@ -18,13 +21,17 @@ use std::hash::{BuildHasher, Hasher};
 /// Values up to this length are remembered.
 pub const MAX_VALUE: usize = 256;
 
-/// Pairs of seen-once tags per set: three values sharing a pair push each
-/// other out and are not held while they alternate, which a table larger
-/// than the sets keeps rare.
-const SEEN_PAIRS_PER_SET: usize = 2;
+/// Ways per set, most recently used first.
+const WAYS: usize = 4;
+
+/// Seen-once tags per group: five values sharing a group push each other
+/// out and are not held while they take turns, which a table with twice as
+/// many tags as ways keeps rare.
+const SEEN_WAYS: usize = 4;
 
 pub struct ValueMemory<P> {
-    /// `2 * sets` ways: set `i` is ways `2i` (most recently used) and `2i + 1`.
+    /// `WAYS * sets` ways: set `i` is ways `WAYS * i` (most recently used)
+    /// to `WAYS * i + WAYS - 1` (least).
     ways: Vec<Option<Held<P>>>,
     /// Tags of values seen once.
     seen: Vec<u32>,
@@ -50,17 +57,21 @@ pub enum Recall<'m, P> {
 }
 
 impl<P> ValueMemory<P> {
-    /// A memory of `sets` two-way sets (rounded up to a power of two); nothing is allocated before the first use.
-    pub fn new(sets: usize) -> ValueMemory<P> {
+    /// A memory of `entries` values (rounded up to a power of two, and to
+    /// one set); nothing is allocated before the first use.
+    pub fn new(entries: usize) -> ValueMemory<P> {
         // A seed drawn at random per process and memory.
-        Self::with_seed(sets, foldhash::fast::RandomState::default().hash_one(0u64))
+        Self::with_seed(
+            entries,
+            foldhash::fast::RandomState::default().hash_one(0u64),
+        )
     }
 
-    fn with_seed(sets: usize, seed: u64) -> ValueMemory<P> {
+    fn with_seed(entries: usize, seed: u64) -> ValueMemory<P> {
         ValueMemory {
             ways: Vec::new(),
             seen: Vec::new(),
-            sets: sets.next_power_of_two(),
+            sets: (entries / WAYS).max(1).next_power_of_two(),
             hasher: foldhash::fast::FixedState::with_seed(seed),
         }
     }
@@ -75,7 +86,7 @@ impl<P> ValueMemory<P> {
     /// The first way of the hash's set (from the top bits; the seen table
     /// takes the low ones).
     fn set_of(&self, hash: u64) -> usize {
-        2 * hash
+        WAYS * hash
             .checked_shr(64 - self.sets.trailing_zeros())
             .unwrap_or(0) as usize
     }
@@ -87,40 +98,38 @@ impl<P> ValueMemory<P> {
             return Recall::New;
         }
         if self.ways.is_empty() {
-            self.ways.resize_with(2 * self.sets, || None);
-            self.seen = vec![0; 2 * SEEN_PAIRS_PER_SET * self.sets];
+            self.ways.resize_with(WAYS * self.sets, || None);
+            self.seen = vec![0; 2 * WAYS * self.sets];
         }
         let h = self.hash(id, value);
         let first = self.set_of(h);
+        let Some(set) = self.ways.get_mut(first..first + WAYS) else {
+            return Recall::New;
+        };
         let is = |w: &Option<Held<P>>| {
             w.as_ref()
                 .is_some_and(|w| w.hash == h && w.id == id && *w.value == *value)
         };
-        let way = if self.ways.get(first).is_some_and(is) {
-            Some(first)
-        } else if self.ways.get(first + 1).is_some_and(is) {
+        if let Some(i) = set.iter().position(is) {
             // Now the most recently used of its set.
-            self.ways.swap(first, first + 1);
-            Some(first)
-        } else {
-            None
-        };
-        if let Some(Some(w)) = way.and_then(|i| self.ways.get(i)) {
-            return Recall::Held(&w.payload, h);
+            set[..=i].rotate_right(1);
+            if let Some(Some(w)) = set.first() {
+                return Recall::Held(&w.payload, h);
+            }
         }
-        // Seen-once tags sit in pairs, so two values sharing a pair are
-        // both found while they alternate.
+        // Seen-once tags sit in groups, so values sharing a group are all
+        // found while they take turns.
         let tag = h as u32 | 1;
-        let pair = 2 * ((h as usize) & (SEEN_PAIRS_PER_SET * self.sets - 1));
-        let [a, b] = match self.seen.get_mut(pair..pair + 2) {
-            Some([a, b]) => [a, b],
-            _ => return Recall::New,
+        let groups = self.seen.len() / SEEN_WAYS;
+        let g = SEEN_WAYS * ((h as usize) & (groups - 1));
+        let Some(group) = self.seen.get_mut(g..g + SEEN_WAYS) else {
+            return Recall::New;
         };
-        if *a == tag || *b == tag {
+        if group.contains(&tag) {
             return Recall::Again(h);
         }
-        *b = *a;
-        *a = tag;
+        group.rotate_right(1);
+        group[0] = tag;
         Recall::New
     }
 
@@ -129,7 +138,7 @@ impl<P> ValueMemory<P> {
     /// does not count as a use.
     pub fn held_mut(&mut self, id: u64, value: &[u8], hash: u64) -> Option<&mut P> {
         let first = self.set_of(hash);
-        let ways = self.ways.get_mut(first..first + 2)?;
+        let ways = self.ways.get_mut(first..first + WAYS)?;
         ways.iter_mut().find_map(|w| match w {
             Some(w) if w.hash == hash && w.id == id && *w.value == *value => Some(&mut w.payload),
             _ => None,
@@ -143,11 +152,11 @@ impl<P> ValueMemory<P> {
     /// push each other out every time.
     pub fn keep(&mut self, id: u64, value: &[u8], hash: u64, payload: P) {
         let first = self.set_of(hash);
-        let way = match self.ways.get(first) {
-            Some(None) => first,
-            _ => first + 1,
+        let Some(set) = self.ways.get_mut(first..first + WAYS) else {
+            return;
         };
-        if let Some(w) = self.ways.get_mut(way) {
+        let way = set.iter().position(Option::is_none).unwrap_or(WAYS - 1);
+        if let Some(w) = set.get_mut(way) {
             *w = Some(Held {
                 hash,
                 id,
@@ -172,11 +181,11 @@ pub type Answers = std::thread::LocalKey<std::cell::RefCell<ValueMemory<bool>>>;
 thread_local! {
     /// `@rx` answers by (rule link, value evaluated).
     pub static OP_ANSWERS: std::cell::RefCell<ValueMemory<bool>> =
-        std::cell::RefCell::new(ValueMemory::new(2048));
+        std::cell::RefCell::new(ValueMemory::new(4096));
     /// multiMatch rules: whether any step's value of a rule's chain holds
     /// one of its literals, by (prefilter, original value).
     pub static STEP_ANSWERS: std::cell::RefCell<ValueMemory<bool>> =
-        std::cell::RefCell::new(ValueMemory::new(1024));
+        std::cell::RefCell::new(ValueMemory::new(2048));
 }
 
 /// The answer `memory` holds for asker `id` on `value`, or the hash to
@@ -234,7 +243,7 @@ mod tests {
 
     #[test]
     fn values_are_held_from_their_second_sighting() {
-        let mut m = ValueMemory::with_seed(64, 7);
+        let mut m = ValueMemory::with_seed(128, 7);
         let values: Vec<Vec<u8>> = (0..20).map(|i| format!("v{i:03}").into_bytes()).collect();
         assert_eq!(ask(&mut m, 1, &values), 0);
         assert_eq!(ask(&mut m, 1, &values), 0);
@@ -243,7 +252,7 @@ mod tests {
         // turns and one of them is still held.
         let mut held = 0;
         for seed in 0..100 {
-            let mut m = ValueMemory::with_seed(64, seed);
+            let mut m = ValueMemory::with_seed(128, seed);
             for _ in 0..4 {
                 ask(&mut m, 1, &values);
             }
@@ -262,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_full_memory_answers_right_and_keeps_what_repeats() {
-        let mut m = ValueMemory::with_seed(16, 7);
+        let mut m = ValueMemory::with_seed(32, 7);
         let hot: Vec<Vec<u8>> = (0..8).map(|i| format!("hot{i}").into_bytes()).collect();
         for round in 0..50 {
             ask(&mut m, 1, &hot);
@@ -278,14 +287,21 @@ mod tests {
     }
 
     #[test]
-    fn two_values_of_one_set_are_both_held() {
-        // With one set, every value shares it: the two most recent stay.
-        let mut m = ValueMemory::with_seed(1, 7);
-        let two = vec![b"a".to_vec(), b"b".to_vec()];
-        for v in [&two[..1], &two[..1], &two[1..], &two[1..]] {
-            ask(&mut m, 1, v);
+    fn values_of_one_set_are_all_held() {
+        // With one set, every value shares it: the four most recent stay.
+        let mut m = ValueMemory::with_seed(WAYS, 7);
+        let four: Vec<Vec<u8>> = (0..4).map(|i| vec![b'a' + i]).collect();
+        for v in &four {
+            ask(&mut m, 1, std::slice::from_ref(v));
+            ask(&mut m, 1, std::slice::from_ref(v));
         }
-        assert_eq!(ask(&mut m, 1, &two), 2);
-        assert_eq!(ask(&mut m, 1, &two), 2);
+        assert_eq!(ask(&mut m, 1, &four), 4);
+        assert_eq!(ask(&mut m, 1, &four), 4);
+        // A fifth takes the least recently used way; the other three stay.
+        let e = vec![b"e".to_vec()];
+        ask(&mut m, 1, &e);
+        ask(&mut m, 1, &e);
+        assert_eq!(ask(&mut m, 1, &e), 1);
+        assert_eq!(ask(&mut m, 1, &four[1..]), 3);
     }
 }

@@ -399,12 +399,12 @@ const STEP_SLOTS: usize = 64;
 /// whose operator reads the value alone).
 const OP_SLOTS: usize = 1024;
 
-/// Two-way sets of remembered scans per thread. Header values, cookie and
+/// Remembered scans per thread. Header values, cookie and
 /// argument names repeat across requests (browsers, API clients), and
 /// scanning a value with every group's literals is the largest single cost
 /// of a benign request; a keyed hash and a copy of the result cost a
 /// fraction of it.
-const MEMO_SETS: usize = 2048;
+const MEMO_ENTRIES: usize = 4096;
 /// Which transformation functions (bits by [`Transform::code`]) leave a
 /// value unchanged and which change it: pure functions of the value,
 /// remembered with its scan so a value seen again is not transformed
@@ -462,7 +462,7 @@ struct ScanMemo {
 
 thread_local! {
     static SCAN_MEMO: std::cell::RefCell<ValueMemory<ScanMemo>> =
-        std::cell::RefCell::new(ValueMemory::new(MEMO_SETS));
+        std::cell::RefCell::new(ValueMemory::new(MEMO_ENTRIES));
 }
 
 /// What this thread's memory holds for a (filter, value).
@@ -1108,7 +1108,7 @@ mod tests {
         assert_eq!(out, vec![0b10]);
         // A full memory replaces values without changing answers (a value is
         // remembered the second time it is seen, answered from memory the third).
-        for i in 0..2 * MEMO_SETS + 10 {
+        for i in 0..MEMO_ENTRIES + 10 {
             let v = format!("v{i} union");
             for _ in 0..3 {
                 let mut out = Vec::new();
