@@ -134,8 +134,9 @@ impl BufSet {
 struct Merged {
     /// Offset of the scan in `bits`.
     goff: usize,
-    /// Functions known to leave the value unchanged.
+    /// Functions known to leave the value unchanged, and to change it.
     same: u64,
+    changes: u64,
     /// The scan found no literal of any group.
     zero: bool,
     /// Escape bytes the value holds.
@@ -463,6 +464,7 @@ impl TCache {
             let Some(Merged {
                 goff,
                 mut same,
+                mut changes,
                 zero,
                 esc,
                 cknown,
@@ -505,8 +507,13 @@ impl TCache {
                 if pg.gword != u32::MAX {
                     let need = pg.chain_mask.need(esc);
                     if same & need != need {
-                        if let Some(g) = groups.get(pg.gid as usize) {
-                            same = self.learn(it, &g.transforms);
+                        // Tried only when the chain's first function not
+                        // known to keep the value is untried as well.
+                        if let Some(g) = groups
+                            .get(pg.gid as usize)
+                            .filter(|g| untried(same, changes, &g.transforms))
+                        {
+                            (same, changes) = self.learn(it, &g.transforms);
                         }
                     }
                     if same & need == need {
@@ -634,22 +641,22 @@ impl TCache {
 
     /// Try the chain's functions not yet tried on the item's original value,
     /// up to the first that changes it (whose output is kept for
-    /// `transformed`); returns the functions known to leave it unchanged (the
-    /// value must have a record: see `merged_scan`).
-    fn learn(&mut self, it: &Item<'_>, transforms: &[(Transform, u32)]) -> u64 {
+    /// `transformed`); returns the functions known to leave it unchanged
+    /// and to change it (the value must have a record: see `merged_scan`).
+    fn learn(&mut self, it: &Item<'_>, transforms: &[(Transform, u32)]) -> (u64, u64) {
         let base: &[u8] = &it.value;
         let ik = (base.as_ptr() as usize, base.len());
         let Some(rec) = self.items.get_mut(&ik) else {
-            return 0;
+            return (0, 0);
         };
         let (j, first) = unchanged_prefix(rec, base, transforms);
-        let same = rec.same;
+        let known = (rec.same, rec.changes);
         if let (Some(nv), Some((_, id))) = (first, transforms.get(j)) {
             if self.map.len() < MAX_ENTRIES {
                 self.map.insert((ik.0, ik.1, *id), nv);
             }
         }
-        same
+        known
     }
 
     /// What the item's merged scan gave (scanning it now if needed).
@@ -693,6 +700,7 @@ impl TCache {
         Some(Merged {
             goff: rec.goff as usize,
             same: rec.same,
+            changes: rec.changes,
             zero: rec.zero,
             esc: rec.esc,
             cknown: rec.cknown,
@@ -925,6 +933,17 @@ impl TCache {
 /// a table entry per prefix. Also returns the output of the first function
 /// that changes the value when it was computed now (`None` when the record
 /// already knew it changes the value).
+/// Whether `unchanged_prefix` would try a function: the chain's first
+/// function not known to leave the value unchanged is not known to change
+/// it either.
+fn untried(same: u64, changes: u64, transforms: &[(Transform, u32)]) -> bool {
+    transforms
+        .iter()
+        .map(|(t, _)| t.bit())
+        .find(|b| same & b == 0)
+        .is_some_and(|b| changes & b == 0)
+}
+
 fn unchanged_prefix(
     rec: &mut ItemRec,
     base: &[u8],
