@@ -295,7 +295,8 @@ impl Engine<'_> {
             self.compute_unions();
         }
         // A target whose values all lack the rule's literals cannot match
-        // either (the answers of values ruled out that way are not learnt).
+        // either (and is not visited when the rule runs, so its values get
+        // no answers from it).
         let group_slot = rule.group.map(|g| g.1);
         rule.answer_targets
             .iter()

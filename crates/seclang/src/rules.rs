@@ -90,7 +90,8 @@ pub struct Rule {
     pub step_slot: Option<u32>,
     /// A link whose operator's answer is a function of the value alone
     /// (`Operator::value_only`): its bit in the answers kept with a value's
-    /// remembered merged scan, when the rule set has room for it.
+    /// remembered merged scan, when the rule set has room for it. For a
+    /// multiMatch link the answer is whether any step's value matched.
     pub op_slot: Option<u32>,
     /// A chain starter whose targets are all phase-stable request data: it can
     /// be skipped whole when its group's phase-wide scan finds none of its literals.

@@ -926,13 +926,6 @@ impl TCache {
     }
 }
 
-/// How many of `transforms`, from the first, leave the original value
-/// `base` unchanged, trying those its record does not know yet. While the
-/// value is still the original, a function's effect depends on the function
-/// alone, not on the prefix before it, so per-value bit sets answer without
-/// a table entry per prefix. Also returns the output of the first function
-/// that changes the value when it was computed now (`None` when the record
-/// already knew it changes the value).
 /// Whether `unchanged_prefix` would try a function: the chain's first
 /// function not known to leave the value unchanged is not known to change
 /// it either.
@@ -944,6 +937,13 @@ fn untried(same: u64, changes: u64, transforms: &[(Transform, u32)]) -> bool {
         .is_some_and(|b| changes & b == 0)
 }
 
+/// How many of `transforms`, from the first, leave the original value
+/// `base` unchanged, trying those its record does not know yet. While the
+/// value is still the original, a function's effect depends on the function
+/// alone, not on the prefix before it, so per-value bit sets answer without
+/// a table entry per prefix. Also returns the output of the first function
+/// that changes the value when it was computed now (`None` when the record
+/// already knew it changes the value).
 fn unchanged_prefix(
     rec: &mut ItemRec,
     base: &[u8],
