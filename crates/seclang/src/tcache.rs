@@ -437,6 +437,10 @@ impl TCache {
             groups: accs,
             answers: ans,
         } = acc;
+        if items.is_empty() {
+            // Nothing to add (an absent header, no body arguments).
+            return;
+        }
         let (lo, hi) = (tm.lo as usize, tm.hi as usize);
         let mut merged = std::mem::take(&mut self.merged_buf);
         merged.clear();
@@ -449,6 +453,9 @@ impl TCache {
             seen = std::mem::take(&mut self.union_seen);
             seen.clear();
         }
+        // Some value's merged scan found a literal (else the groups' words
+        // stay as they are).
+        let mut found = false;
         for it in items {
             if dedup && it.stable {
                 let buf = (it.value.as_ptr() as usize, it.value.len());
@@ -494,6 +501,7 @@ impl TCache {
                 _ => ans.fill(u64::MAX),
             }
             if !zero {
+                found = true;
                 if let Some(src) = self.bits.get(goff + lo..goff + hi) {
                     for (a, b) in merged.iter_mut().zip(src) {
                         *a |= b;
@@ -535,8 +543,7 @@ impl TCache {
                 self.union_transformed(it, pg, groups, accs);
             }
         }
-        // Nothing found in any value: the groups' words stay as they are.
-        if merged.is_empty() || merged.iter().any(|&w| w != 0) {
+        if merged.is_empty() || found {
             for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX) {
                 let (off, words) = (pg.acc as usize, pg.words as usize);
                 let from = (pg.gword as usize).saturating_sub(lo);
