@@ -566,8 +566,11 @@ impl Engine<'_> {
             'eval: {
                 if rule.multi_match && !rule.transforms.is_empty() {
                     // Functions known to leave the original value as it is,
-                    // and the value's step facts.
-                    let (mut same, steps) = self.cache.item_facts(it);
+                    // the value's step facts, and the link's answer (any
+                    // step matched): functions of the value as well, kept
+                    // with its merged scan.
+                    let slot = rule.op_slot.filter(|_| it.stable);
+                    let (mut same, steps, answer) = self.cache.item_facts(it, slot);
                     // Whether any step's value passes the rule's literals is a
                     // function of the value, remembered per thread: with the
                     // value's merged scan (one lookup for all such rules), or
@@ -576,10 +579,6 @@ impl Engine<'_> {
                         (Some(s), Some(w)) => Some(w >> s & 1 == 1),
                         _ => None,
                     };
-                    // The link's answer (any step matched) is a function of
-                    // the value as well, kept with its merged scan.
-                    let slot = rule.op_slot.filter(|_| it.stable);
-                    let answer = slot.and_then(|s| self.cache.op_answer(it, s));
                     if answer == Some(false) {
                         self.stats.operator_memo += 1;
                         break 'eval;

@@ -753,17 +753,28 @@ impl TCache {
     }
 
     /// The functions (bits by [`Transform::code`]) known to leave the
-    /// item's original value unchanged (0 when nothing is known), and the
+    /// item's original value unchanged (0 when nothing is known), the
     /// multiMatch step facts of the value when its merged scan was
-    /// remembered (`ValueFacts::steps`).
-    pub fn item_facts(&self, it: &Item<'_>) -> (u64, Option<u64>) {
+    /// remembered (`ValueFacts::steps`), and the answer of the link with
+    /// operator slot `slot` when the record holds it (see `op_answer`): one
+    /// lookup of the value's record for all three.
+    pub fn item_facts(&self, it: &Item<'_>, slot: Option<u32>) -> (u64, Option<u64>, Option<bool>) {
         if !it.stable {
-            return (0, None);
+            return (0, None, None);
         }
         let v: &[u8] = &it.value;
-        self.items
-            .get(&(v.as_ptr() as usize, v.len()))
-            .map_or((0, None), |r| (r.same, r.steps))
+        let Some(r) = self.items.get(&(v.as_ptr() as usize, v.len())) else {
+            return (0, None, None);
+        };
+        let w = self.op_words;
+        let answer = match slot {
+            Some(s) if r.ooff != NO_SCAN => self
+                .ops
+                .get(r.ooff as usize..r.ooff as usize + 2 * w)
+                .and_then(|ops| crate::prefilter::get_answer(ops, w, s)),
+            _ => None,
+        };
+        (r.same, r.steps, answer)
     }
 
     pub fn set_union(&mut self, gid: u32, acc: &[u64]) {
