@@ -875,23 +875,51 @@ SecRule ARGS:x "@streq a" "id:2,phase:1,t:none,t:urlDecode,t:lowercase,multiMatc
     assert!(iv.is_none());
 }
 
+/// Phase 1 of a GET of each case's URI (`uri` picks it out of the case),
+/// with `headers`, on `rs`, in `rounds` rounds: values are remembered per
+/// thread from their second sighting on, so later rounds read what earlier
+/// ones kept. `check` sees each transaction with its case, URI and round.
+fn in_rounds<C>(
+    rs: &Arc<RuleSet>,
+    rounds: usize,
+    headers: &[(&str, &str)],
+    cases: &[C],
+    uri: impl Fn(&C) -> &str,
+    mut check: impl FnMut(&Transaction, &C, &str, usize),
+) {
+    for round in 0..rounds {
+        for case in cases {
+            let uri = uri(case);
+            let mut tx = Transaction::new(rs.clone(), &req(uri, headers), "uid".into());
+            assert!(
+                tx.process_request_headers().is_none(),
+                "{uri}, round {round}"
+            );
+            check(&tx, case, uri, round);
+        }
+    }
+}
+
 /// Phase 1 of GETs of each case's URI on one rule set built from `conf`, in
-/// four rounds (from the second sighting on, values are remembered per
-/// thread): which of the TX variables `names` each sets must be as listed.
+/// four rounds (see `in_rounds`): which of the TX variables `names` each
+/// sets must be as listed.
 fn tx_vars_set_in_rounds<const N: usize>(
     conf: &str,
     names: [&str; N],
     cases: &[(&str, [bool; N])],
 ) {
     let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
-    for round in 0..4 {
-        for (uri, want) in cases {
-            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-            assert!(tx.process_request_headers().is_none());
+    in_rounds(
+        &rs,
+        4,
+        &[],
+        cases,
+        |c| c.0,
+        |tx, (_, want), uri, round| {
             let got = names.map(|v| tx.tx_var(v).is_some());
             assert_eq!(&got, want, "{uri}, round {round}");
-        }
-    }
+        },
+    );
 }
 
 /// The union pass reads one target for several groups (one per chain) from
@@ -1006,16 +1034,28 @@ SecRule ARGS:x "@rx ^a(b+)$" "id:4,phase:1,t:none,t:lowercase,pass,nolog,setvar:
         ("/?x=ac", None, [false, true, false]),
         ("/?x=ABB", None, [false, true, true]),
     ];
-    for round in 0..4 {
-        for (uri, cap, want) in cases {
-            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-            assert!(tx.process_request_headers().is_none());
-            let got_cap = tx.tx_var("cap");
-            assert_eq!(got_cap.as_deref(), cap, "{uri}, round {round}");
-            let got = ["plain", "neg", "lower"].map(|v| tx.tx_var(v).is_some());
+    capture_and_tx_vars_in_rounds(&rs, ["plain", "neg", "lower"], &cases);
+}
+
+/// [`tx_vars_set_in_rounds`] with `tx.cap` (a captured group) as well:
+/// each case lists its value or `None`.
+fn capture_and_tx_vars_in_rounds<const N: usize>(
+    rs: &Arc<RuleSet>,
+    names: [&str; N],
+    cases: &[(&str, Option<&str>, [bool; N])],
+) {
+    in_rounds(
+        rs,
+        4,
+        &[],
+        cases,
+        |c| c.0,
+        |tx, &(_, cap, want), uri, round| {
+            assert_eq!(tx.tx_var("cap").as_deref(), cap, "{uri}, round {round}");
+            let got = names.map(|v| tx.tx_var(v).is_some());
             assert_eq!(got, want, "{uri}, round {round}");
-        }
-    }
+        },
+    );
 }
 
 /// Operator answers kept with a value's remembered merged scan: one record
@@ -1041,15 +1081,7 @@ SecRule ARGS "@rx select" "id:5,phase:1,t:none,t:urlDecode,pass,nolog,setvar:tx.
         ("/?x=plain&y=select", Some("ect"), [true, true, true, true]),
         ("/?x=selects", None, [false, false, true, true]),
     ];
-    for round in 0..4 {
-        for (uri, cap, want) in cases {
-            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-            assert!(tx.process_request_headers().is_none());
-            assert_eq!(tx.tx_var("cap").as_deref(), cap, "{uri}, round {round}");
-            let got = ["p", "low", "neg", "dec"].map(|v| tx.tx_var(v).is_some());
-            assert_eq!(got, want, "{uri}, round {round}");
-        }
-    }
+    capture_and_tx_vars_in_rounds(&rs, ["p", "low", "neg", "dec"], &cases);
 }
 
 /// The answers of other operators that read the value alone (byte range,
@@ -1082,18 +1114,21 @@ SecRule ARGS "@detectSQLi" "id:5,phase:1,t:none,pass,nolog,setvar:tx.sqli=+1"
             [None, None, Some("1"), None, Some("1")],
         ),
     ];
-    for round in 0..4 {
-        for (uri, want) in cases {
-            let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid".into());
-            assert!(tx.process_request_headers().is_none());
+    in_rounds(
+        &rs,
+        4,
+        &[],
+        &cases,
+        |c| c.0,
+        |tx, &(_, want), uri, round| {
             let got = ["p", "range", "pm", "xss", "sqli"].map(|v| tx.tx_var(v));
             assert_eq!(
                 got.each_ref().map(|v| v.as_deref()),
                 want,
                 "{uri}, round {round}"
             );
-        }
-    }
+        },
+    );
 }
 
 /// A rule none of whose values can pass its operator, by the answers kept
@@ -1144,10 +1179,13 @@ SecRule ARGS "@detectSQLi" "id:6,phase:1,t:none,t:urlDecodeUni,multiMatch,pass,n
         ),
     ];
     let mut skipped_all = false;
-    for round in 0..5 {
-        for (uri, want) in cases {
-            let mut tx = Transaction::new(rs.clone(), &req(uri, &ua), "uid".into());
-            assert!(tx.process_request_headers().is_none());
+    in_rounds(
+        &rs,
+        5,
+        &ua,
+        &cases,
+        |c| c.0,
+        |tx, &(_, want), uri, round| {
             let got = ["a", "s", "r", "n", "o", "m"].map(|v| tx.tx_var(v));
             assert_eq!(
                 got.each_ref().map(|v| v.as_deref()),
@@ -1163,8 +1201,8 @@ SecRule ARGS "@detectSQLi" "id:6,phase:1,t:none,t:urlDecodeUni,multiMatch,pass,n
                 );
                 skipped_all = true;
             }
-        }
-    }
+        },
+    );
     assert!(skipped_all);
 }
 
