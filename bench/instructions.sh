@@ -5,6 +5,8 @@
 # builds apart: it does not depend on the machine's load. Kernel time (syscalls, loopback TCP) is not counted.
 # Usage: bench/instructions.sh [--duration D] BIN [BIN...]   (needs valgrind, nginx, wrk)
 #   WORKLOADS="get-root get-query post-json" (default), POLICY=dir (default bench/policy-crs)
+#   CACHE=1: simulate the caches as well (slower) and add L1 and last-level misses per request: a layout
+#   change shows there, not in instructions.
 # Prints one row per workload and binary: requests sent, instructions per request.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,12 +31,18 @@ RUN=$(mktemp -d /tmp/palisade-instr.XXXXXX)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 start_upstream "$RUN" "$UP"
-printf '| workload | binary | requests | instructions per request |\n|---|---|---:|---:|\n'
+SIM=()
+if [ "${CACHE:-0}" = 1 ]; then
+  SIM=(--cache-sim=yes)
+  printf '| workload | binary | requests | instructions per request | L1 misses | LL misses |\n|---|---|---:|---:|---:|---:|\n'
+else
+  printf '| workload | binary | requests | instructions per request |\n|---|---|---:|---:|\n'
+fi
 for w in ${WORKLOADS:-get-root get-query post-json}; do
   for bin in "${BINS[@]}"; do
     out=$RUN/cg.$w.$(basename "$bin")
     # Counting starts only once the proxy has served a warm-up run (rules loaded, caches built).
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$bin" serve \
+    valgrind --tool=callgrind "${SIM[@]}" --instr-atstart=no --callgrind-out-file="$out" "$bin" serve \
       --policy "${POLICY:-$ROOT/bench/policy-crs}" --listen "$PAL" --admin "$ADMIN" --upstream "$UP" \
       > "$RUN/palisade.log" 2>&1 &
     vp=$!
@@ -50,8 +58,14 @@ for w in ${WORKLOADS:-get-root get-query post-json}; do
     n=$(awk '/requests in/ {print $1}' "$RUN/wrk.out")
     # The dump holds the counted part (the file named without a suffix is the empty start-up part).
     f=$(ls -S "$out"* | head -1)
-    total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(",", "", $1); t = $1} END {print t}')
-    printf '| %s | %s | %s | %s |\n' "$w" "$bin" "$n" "$(( total / n ))"
+    # Events: Ir [Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw] with the cache simulation.
+    read -r -a ev < <(callgrind_annotate --show-percs=no "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(",", ""); t = 1; print}')
+    if [ ${#SIM[@]} -gt 0 ]; then
+      printf '| %s | %s | %s | %s | %s | %s |\n' "$w" "$bin" "$n" "$(( ev[0] / n ))" \
+        "$(( (ev[3] + ev[4] + ev[5]) / n ))" "$(( (ev[6] + ev[7] + ev[8]) / n ))"
+    else
+      printf '| %s | %s | %s | %s |\n' "$w" "$bin" "$n" "$(( ev[0] / n ))"
+    fi
   done
 done
 rm -rf "$RUN"

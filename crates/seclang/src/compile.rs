@@ -122,6 +122,7 @@ impl RawRule {
 
 pub(crate) struct Loaded {
     pub phases: [Vec<Entry>; 5],
+    pub gates: [Vec<crate::rules::Gate>; 5],
     pub groups: Vec<crate::prefilter::GroupFilter>,
     pub plans: [crate::prefilter::UnionPlan; 5],
     pub cfg: Config,
@@ -770,6 +771,8 @@ impl Loader<'_> {
         }
         select_rules_for_patterns(&mut phases);
         let plans = crate::prefilter::union_plans(&mut phases, &groups);
+        // Last: the gates copy what the steps above decided.
+        let gates = phases.each_ref().map(|p| crate::rules::gates(p));
         let metas = phases
             .iter()
             .flatten()
@@ -782,6 +785,7 @@ impl Loader<'_> {
             metas,
             tx_init,
             phases,
+            gates,
             groups,
             plans,
             cfg: self.cfg,

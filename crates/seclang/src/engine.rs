@@ -10,7 +10,7 @@ use crate::actions::{
 use crate::fold::Folded;
 use crate::memory::{keep_answer, recall_answer, OP_ANSWERS, STEP_ANSWERS};
 use crate::ops::Expander;
-use crate::rules::{Entry, Op, Rule};
+use crate::rules::{Entry, Gate, Op, Rule};
 use crate::state::TxState;
 use crate::tcache::{TCache, UnionAcc};
 use crate::variables::{self, Item, Var};
@@ -36,6 +36,16 @@ impl RuleSel {
     fn hits(&self, r: &Rule) -> bool {
         match self {
             RuleSel::Set(bits) => crate::prefilter::bit(bits, r.idx),
+            _ => self.hits_slow(r),
+        }
+    }
+
+    /// [`RuleSel::hits`] given the rule's index (from its gate, so a
+    /// precomputed set does not read the rule).
+    #[inline]
+    fn hits_idx(&self, idx: u32, r: &Rule) -> bool {
+        match self {
+            RuleSel::Set(bits) => crate::prefilter::bit(bits, idx),
             _ => self.hits_slow(r),
         }
     }
@@ -202,47 +212,62 @@ impl Engine<'_> {
         self.cache.next_phase();
         self.st.matched_vars.clear();
         let rs = self.rs.clone();
-        let entries = rs.phases.get(usize::from(phase.saturating_sub(1)))?;
+        let pi = usize::from(phase.saturating_sub(1));
+        let entries = rs.phases.get(pi)?;
+        let gates = rs.gates.get(pi).map_or(&[][..], Vec::as_slice);
         let mut skip: u32 = 0;
         // skipAfter targets are resolved to entry indexes at load time.
         let mut i = 0;
-        while let Some(e) = entries.get(i) {
+        // The rule at entry `at` (its gate says it is one).
+        let rule_at = |at: usize| match entries.get(at) {
+            Some(Entry::Rule(r)) => Some(&**r),
+            _ => None,
+        };
+        // The gates are walked, not the entries: a rule is read only once
+        // its gate lets it through (`rs.gates` is built from `rs.phases`).
+        while let Some(gate) = gates.get(i) {
+            let at = i;
             i += 1;
-            let Entry::Rule(rule) = e else {
+            if gate.flags & Gate::MARKER != 0 {
                 continue;
-            };
+            }
             if skip > 0 {
                 skip -= 1;
                 continue;
             }
             #[cfg(feature = "rule-profile")]
-            let _timer = crate::profile::Timer::start(rule);
+            let _timer = rule_at(at).map(crate::profile::Timer::start);
             if self.rt.mode == EngineMode::Off {
                 continue;
             }
-            if self.rt.removed.iter().any(|s| s.hits(rule)) {
-                continue;
-            }
-            if matches!(rule.folded, Folded::Jump) && !self.targets_removed(rule) {
-                // Decided at load time: the rule matches and only skips.
-                if rule.skip_after.is_some() {
-                    i = rule.skip_to;
-                    self.st.matched_vars.clear();
-                } else {
-                    skip = rule.skip;
-                }
-                continue;
-            }
-            if let (true, Some(g)) = (rule.skippable, rule.group) {
-                if !self.union_may_match(g) {
-                    // None of the rule's literals occurs in any value it can
-                    // target this phase: it cannot match.
-                    self.stats.rules_prefiltered += 1;
-                    self.st.matched_vars.clear();
+            if !self.rt.removed.is_empty() {
+                let Some(rule) = rule_at(at) else { continue };
+                if self.rt.removed.iter().any(|s| s.hits_idx(gate.idx, rule)) {
                     continue;
                 }
             }
-            if !rule.answer_targets.is_empty() && !self.answers_may_match(rule) {
+            if gate.flags & Gate::JUMP != 0
+                && (self.rt.removed_targets.is_empty()
+                    || rule_at(at).is_some_and(|r| !self.targets_removed(gate.idx, r)))
+            {
+                // Decided at load time: the rule matches and only skips.
+                if gate.flags & Gate::SKIP_AFTER != 0 {
+                    i = gate.jump as usize;
+                    self.st.matched_vars.clear();
+                } else {
+                    skip = gate.jump;
+                }
+                continue;
+            }
+            if gate.gid != Gate::NO_GROUP && !self.union_may_match((gate.gid, gate.slot)) {
+                // None of the rule's literals occurs in any value it can
+                // target this phase: it cannot match.
+                self.stats.rules_prefiltered += 1;
+                self.st.matched_vars.clear();
+                continue;
+            }
+            let Some(rule) = rule_at(at) else { continue };
+            if gate.flags & Gate::ANSWERS != 0 && !self.answers_may_match(rule) {
                 // Every value the rule can read this phase is remembered to
                 // fail its operator.
                 self.stats.rules_prefiltered += 1;
@@ -269,8 +294,12 @@ impl Engine<'_> {
     }
 
     /// A runtime `ctl:ruleRemoveTarget*` names this rule.
-    fn targets_removed(&self, r: &Rule) -> bool {
-        self.rt.removed_targets.iter().any(|(s, _)| s.hits(r))
+    /// (`idx` is the rule's `Rule::idx`, from its gate in the rule loop.)
+    fn targets_removed(&self, idx: u32, r: &Rule) -> bool {
+        self.rt
+            .removed_targets
+            .iter()
+            .any(|(s, _)| s.hits_idx(idx, r))
     }
 
     /// The phase-wide prefilter: whether any item the rule's group can
@@ -394,7 +423,7 @@ impl Engine<'_> {
             // Folded hits are used in place: no copy of the load-time list.
             let mut collected = Hits::default();
             let folded = match &cur.folded {
-                Folded::Hits(h) if !self.targets_removed(starter) => Some(h),
+                Folded::Hits(h) if !self.targets_removed(starter.idx, starter) => Some(h),
                 _ => None,
             };
             if folded.is_none() {

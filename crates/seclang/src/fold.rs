@@ -266,6 +266,7 @@ impl Evaluator {
     fn new(cfg: &Config) -> Self {
         let rs = Arc::new(RuleSet {
             phases: Default::default(),
+            gates: Default::default(),
             groups: Vec::new(),
             plans: Default::default(),
             cfg: cfg.clone(),

@@ -83,6 +83,8 @@ pub struct LoadOptions {
 /// prefilters and loaded data files. Cheap to share across threads.
 pub struct RuleSet {
     phases: [Vec<rules::Entry>; 5],
+    /// Per phase, parallel to `phases`: what the rule loop reads first.
+    pub(crate) gates: [Vec<rules::Gate>; 5],
     pub(crate) groups: Vec<prefilter::GroupFilter>,
     /// Per phase: how the phase-wide prefilter unions are computed.
     pub(crate) plans: [prefilter::UnionPlan; 5],
@@ -106,6 +108,7 @@ impl RuleSet {
         let l = compile::load(src, entries, opts)?;
         Ok(RuleSet {
             phases: l.phases,
+            gates: l.gates,
             groups: l.groups,
             plans: l.plans,
             cfg: l.cfg,
