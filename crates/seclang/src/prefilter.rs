@@ -421,6 +421,9 @@ pub struct ValueFacts {
     /// Groups (bit by group index) whose scan of the value transformed by
     /// their chain is held with the merged scan (see `ScanMemo::chains`).
     pub chains: u64,
+    /// Whether the scan has no bit set: known when it was recalled (its
+    /// non-zero words are held), so the caller need not look at its words.
+    pub zero: Option<bool>,
 }
 
 impl ValueFacts {
@@ -525,7 +528,11 @@ fn memo_lookup_ops(
                         }
                     }
                 }
-                Memo::Hit(held.facts, h)
+                let facts = ValueFacts {
+                    zero: Some(held.words.is_empty()),
+                    ..held.facts
+                };
+                Memo::Hit(facts, h)
             }
             Recall::Again(h) => Memo::Store(h),
             Recall::New => Memo::Miss,

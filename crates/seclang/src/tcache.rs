@@ -681,8 +681,10 @@ impl TCache {
             // A value seen before comes with what each function does to it
             // and its escape bytes.
             let ooff = self.ops.len() as u32;
+            let mut zero = None;
             rec.esc = match gf.scan_remembered(v, &mut self.bits, Some(&mut self.ops)) {
                 Some((f, h)) => {
+                    zero = f.zero;
                     rec.same |= f.same;
                     rec.changes |= f.changes;
                     rec.steps = Some(f.steps);
@@ -699,10 +701,11 @@ impl TCache {
                 None => ChainMask::escapes_in(v),
             };
             let end = rec.goff as usize + gf.words();
-            rec.zero = self
-                .bits
-                .get(rec.goff as usize..end)
-                .is_some_and(|b| b.iter().all(|&w| w == 0));
+            rec.zero = zero.unwrap_or_else(|| {
+                self.bits
+                    .get(rec.goff as usize..end)
+                    .is_some_and(|b| b.iter().all(|&w| w == 0))
+            });
         }
         Some(Merged {
             goff: rec.goff as usize,
