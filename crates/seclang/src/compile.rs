@@ -771,6 +771,11 @@ impl Loader<'_> {
         }
         select_rules_for_patterns(&mut phases);
         let plans = crate::prefilter::union_plans(&mut phases, &groups);
+        for e in phases.iter_mut().flatten() {
+            if let Entry::Rule(r) = e {
+                r.set_plain();
+            }
+        }
         // Last: the gates copy what the steps above decided.
         let gates = phases.each_ref().map(|p| crate::rules::gates(p));
         let metas = phases
@@ -1027,6 +1032,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             folded: Default::default(),
             idx: 0,
             reads_matched_vars: starter && reads_matched_vars,
+            plain: false,
         };
         next = Some(Box::new(rule));
     }
@@ -1101,5 +1107,6 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         folded: Default::default(),
         reads_matched_vars: false,
         idx: 0,
+        plain: false,
     }
 }

@@ -9,7 +9,7 @@ use crate::actions::{
 };
 use crate::fold::Folded;
 use crate::memory::{keep_answer, recall_answer, OP_ANSWERS, STEP_ANSWERS};
-use crate::ops::Expander;
+use crate::ops::{Expander, Operator};
 use crate::rules::{Entry, Gate, Op, Rule};
 use crate::state::TxState;
 use crate::tcache::{TCache, UnionAcc};
@@ -499,6 +499,13 @@ impl Engine<'_> {
             }
             Op::Real { op, .. } => op,
         };
+        // A runtime target exclusion naming the rule takes the general path.
+        if rule.plain
+            && (!std::ptr::eq(rule, starter)
+                || !self.rt.removed_targets.iter().any(|(s, _)| s.hits(rule)))
+        {
+            return self.collect_plain(rule, op, hits);
+        }
         // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
         let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
         items.reserve(item_capacity(st));
@@ -522,16 +529,7 @@ impl Engine<'_> {
                 }
             }
             if t.count {
-                // Counted in place: the items go again, the number stays.
-                let before = items.len();
-                let n = variables::generate(t, st, &mut items);
-                items.truncate(before);
-                items.push(Item {
-                    var: t.var,
-                    key: Cow::Borrowed(&[]),
-                    value: variables::decimal(n),
-                    stable: false,
-                });
+                push_count(t, st, &mut items);
                 continue;
             }
             variables::generate(t, st, &mut items);
@@ -790,11 +788,7 @@ impl Engine<'_> {
                 matched,
                 hits.len.checked_sub(1).and_then(|i| hits.list.get_mut(i)),
             ) {
-                if it.key.is_empty() && !it.var.is_collection() || is_count_item(it, rule) {
-                    h.name.push_str(it.var.name());
-                } else {
-                    it.write_name(&mut h.name);
-                }
+                write_hit_name(it, rule, &mut h.name);
                 // The entry's old capture list becomes the next scratch list.
                 std::mem::swap(&mut h.caps, &mut caps);
             }
@@ -807,6 +801,76 @@ impl Engine<'_> {
         self.cache.caps_buf = caps;
         self.cache.no_match_buf = no_match;
         self.cache.excl_buf = crate::tcache::recycle_refs(excl);
+        hits
+    }
+
+    /// [`Engine::collect_hits`] for a plain link (`Rule::plain`): each value
+    /// is transformed and evaluated, unless its kept answer (`Rule::op_slot`)
+    /// is a failure, with none of the general path's set-up for prefilters,
+    /// remembered answers, multiMatch, exclusions and shared buffers. Most
+    /// rules that run on every request (TX, counts, the request line) are
+    /// plain, and that set-up cost several times their evaluation.
+    fn collect_plain(&mut self, rule: &Rule, op: &Operator, mut hits: Hits) -> Hits {
+        let st: &TxState = self.st;
+        // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
+        let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
+        for (ti, t) in rule.targets.iter().enumerate() {
+            if let (Some(Some(ti)), Some(slot)) = (rule.answer_targets.get(ti), rule.op_slot) {
+                if self.cache.target_answer(*ti, slot) == Some(false) {
+                    // Every value of this target is remembered to fail the operator.
+                    self.stats.prefilter_skips += 1;
+                    continue;
+                }
+            }
+            if t.count {
+                push_count(t, st, &mut items);
+                continue;
+            }
+            variables::generate(t, st, &mut items);
+        }
+        let exp = Expander::new(st);
+        let mut caps: Vec<Vec<u8>> = if rule.capture {
+            std::mem::take(&mut self.cache.caps_buf)
+        } else {
+            Vec::new()
+        };
+        for it in &items {
+            let slot = rule.op_slot.filter(|_| it.stable);
+            let answer = slot.and_then(|s| self.cache.op_answer(it, s));
+            if answer == Some(false) {
+                self.stats.operator_memo += 1;
+                continue;
+            }
+            let v = self.cache.transformed(it, &rule.transforms);
+            // A remembered match is evaluated again when the rule captures
+            // (the groups are not kept).
+            let matched = match answer {
+                Some(true) if !rule.capture => {
+                    self.stats.operator_memo += 1;
+                    true
+                }
+                _ => {
+                    self.stats.operator_calls += 1;
+                    op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None })
+                }
+            };
+            if let (Some(s), None) = (slot, answer) {
+                self.cache.keep_op_answer(it, s, matched);
+            }
+            if matched {
+                let h = hits.push();
+                h.value.extend_from_slice(&v);
+                write_hit_name(it, rule, &mut h.name);
+                if rule.capture {
+                    std::mem::swap(&mut h.caps, &mut caps);
+                }
+            }
+        }
+        self.cache.item_buf = crate::tcache::recycle(items);
+        if rule.capture {
+            caps.retain(|c| c.capacity() <= MAX_KEPT_CAPTURE);
+            self.cache.caps_buf = caps;
+        }
         hits
     }
 
@@ -1014,6 +1078,30 @@ fn sel(p: &RulePattern, by: fn(regex::Regex) -> RuleSel) -> RuleSel {
 }
 
 /// Counted targets report the bare variable name (`&TX:foo` -> `TX`).
+/// Push the count of target `t`'s items as one item (the items are
+/// generated and dropped again; the number stays).
+fn push_count<'a>(t: &crate::variables::Target, st: &'a TxState, items: &mut Vec<Item<'a>>) {
+    let before = items.len();
+    let n = variables::generate(t, st, items);
+    items.truncate(before);
+    items.push(Item {
+        var: t.var,
+        key: Cow::Borrowed(&[]),
+        value: variables::decimal(n),
+        stable: false,
+    });
+}
+
+/// A hit's MATCHED_VAR_NAME: the variable's name for a scalar or a count,
+/// else `VAR:key`.
+fn write_hit_name(it: &Item<'_>, rule: &Rule, name: &mut String) {
+    if it.key.is_empty() && !it.var.is_collection() || is_count_item(it, rule) {
+        name.push_str(it.var.name());
+    } else {
+        it.write_name(name);
+    }
+}
+
 fn is_count_item(it: &Item<'_>, rule: &Rule) -> bool {
     it.key.is_empty() && rule.targets.iter().any(|t| t.count && t.var == it.var) && !it.stable
 }

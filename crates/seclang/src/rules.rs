@@ -120,12 +120,34 @@ pub struct Rule {
     /// target or in a macro. The list lives for one rule only, so a rule
     /// that never reads it need not fill it on every match.
     pub reads_matched_vars: bool,
+    /// A link with nothing to consult before evaluating a value but its
+    /// kept operator answer: no literal prefilter or group, no remembered
+    /// answers of its own, no multiMatch, no negated target (see
+    /// `Rule::set_plain`). Most rules reading TX, counts and the request
+    /// line are; they take a short path (`Engine::collect_plain`).
+    pub plain: bool,
 }
 
 impl Rule {
     /// The rule and its chain links, in order.
     pub fn links(&self) -> impl Iterator<Item = &Rule> {
         std::iter::successors(Some(self), |r| r.chain.as_deref())
+    }
+
+    /// Set `plain` on the rule and its links, once their prefilters and
+    /// groups are decided.
+    pub fn set_plain(&mut self) {
+        let mut link = Some(self);
+        while let Some(r) = link {
+            r.plain = matches!(r.op, Op::Real { .. })
+                && !r.multi_match
+                && r.prefilter.is_none()
+                && r.group.is_none()
+                && r.op_memo.is_none()
+                && r.step_slot.is_none()
+                && r.targets.iter().all(|t| !t.negated);
+            link = r.chain.as_deref_mut();
+        }
     }
 }
 

@@ -1308,3 +1308,55 @@ SecRule ARGS "@rx ^.{3}$" "id:1,phase:1,pass,log,t:none,t:urlDecode,setvar:tx.hi
         );
     }
 }
+
+/// Plain links (no prefilter, no remembered answers of their own: TX,
+/// counts, byte checks on headers) take the engine's short path. Over
+/// rounds, where the headers' kept operator answers come into play, each
+/// case must set exactly the TX values listed: a match per matching value,
+/// counts, a TX rule reading what an earlier one set, and a runtime target
+/// exclusion, which the short path leaves to the general one.
+#[test]
+fn plain_rules_match_per_value_counts_and_exclusions() {
+    let conf = r#"
+SecRuleEngine On
+SecRule ARGS|REQUEST_HEADERS "@rx attack" "id:9,phase:1,pass,nolog,setvar:tx.attack=1"
+SecRule REQUEST_HEADERS:X-Mode "@validateByteRange 97-122" "id:1,phase:1,pass,nolog,setvar:tx.odd=+1"
+SecRule &REQUEST_HEADERS:X-Mode "@eq 1" "id:2,phase:1,pass,nolog,setvar:tx.count=+1"
+SecRule TX:ODD "@ge 1" "id:3,phase:1,pass,nolog,setvar:tx.tx_rule=%{MATCHED_VAR}"
+SecRule REQUEST_HEADERS:X-Skip "@eq 1" "id:5,phase:1,pass,nolog,ctl:ruleRemoveTargetById=6;REQUEST_HEADERS:X-Num"
+SecRule REQUEST_HEADERS:X-Num|REQUEST_HEADERS:X-Other "@gt 5" "id:6,phase:1,pass,nolog,setvar:tx.six=+1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    type Case<'a> = (&'a [(&'a str, &'a str)], [Option<&'a str>; 4]);
+    let cases: [Case; 5] = [
+        (
+            &[("X-Mode", "Alpha"), ("X-Num", "9")],
+            [Some("1"), Some("1"), Some("1"), Some("1")],
+        ),
+        (
+            &[("X-Mode", "gamma"), ("X-Num", "3")],
+            [None, Some("1"), None, None],
+        ),
+        (
+            &[("X-Num", "7"), ("X-Skip", "1"), ("X-Other", "8")],
+            [None, None, None, Some("1")],
+        ),
+        (
+            &[("X-Mode", "BETA"), ("X-Mode", "Alpha"), ("X-Other", "6")],
+            [Some("2"), None, Some("2"), Some("1")],
+        ),
+        (
+            &[("X-Mode", "alpha-beta"), ("X-Num", "7"), ("X-Other", "7")],
+            [Some("1"), Some("1"), Some("1"), Some("2")],
+        ),
+    ];
+    for round in 0..4 {
+        for (headers, want) in &cases {
+            let mut tx = Transaction::new(rs.clone(), &req("/", headers), "uid".into());
+            assert!(tx.process_request_headers().is_none());
+            let got = ["odd", "count", "tx_rule", "six"].map(|v| tx.tx_var(v));
+            let want = want.map(|w| w.map(String::from));
+            assert_eq!(got, want, "{headers:?}, round {round}");
+        }
+    }
+}
