@@ -410,7 +410,9 @@ impl Selector {
     pub fn selects(&self, key: &[u8]) -> bool {
         match self {
             Selector::All => true,
-            Selector::Key(k) => k.as_bytes().eq_ignore_ascii_case(key),
+            // Lengths first: most keys differ in length (the library's
+            // comparison works in chunks before it looks at them).
+            Selector::Key(k) => k.len() == key.len() && k.as_bytes().eq_ignore_ascii_case(key),
             Selector::Regex(re) => re.is_match(key),
             Selector::XPath(_) => true,
         }
@@ -589,15 +591,27 @@ pub(crate) fn pairs<'a, K: AsRef<[u8]> + 'a, V: AsRef<[u8]> + 'a>(
     out: &mut Vec<Item<'a>>,
 ) {
     let all = matches!(sel, Selector::All);
+    let item = |k: &'a [u8], v: &'a [u8]| Item {
+        var,
+        key: Cow::Borrowed(k),
+        value: Cow::Borrowed(if names { k } else { v }),
+        stable: true,
+    };
+    if let Selector::Key(name) = sel {
+        // One key (`REQUEST_HEADERS:Host`): a length test rules out most.
+        let want = name.as_bytes();
+        for (k, v) in list {
+            let k = k.as_ref();
+            if k.len() == want.len() && k.eq_ignore_ascii_case(want) {
+                out.push(item(k, v.as_ref()));
+            }
+        }
+        return;
+    }
     for (k, v) in list {
         let k = k.as_ref();
         if all || sel.selects(k) {
-            out.push(Item {
-                var,
-                key: Cow::Borrowed(k),
-                value: Cow::Borrowed(if names { k } else { v.as_ref() }),
-                stable: true,
-            });
+            out.push(item(k, v.as_ref()));
         }
     }
 }
