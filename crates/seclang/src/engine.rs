@@ -997,7 +997,11 @@ impl Engine<'_> {
                         }
                     }
                     SetVarOp::Add(v) | SetVarOp::Sub(v) => {
-                        let rhs = crate::actions::setvar::atoi(v.expand_in(self.st, &mut vbuf));
+                        // Scores add a literal or one TX variable: read in place.
+                        let rhs = crate::actions::setvar::atoi(match v.expand_borrowed(self.st) {
+                            Some(b) => b,
+                            None => v.expand_in(self.st, &mut vbuf),
+                        });
                         let add = matches!(sv.op, SetVarOp::Add(_));
                         if let Some(c) = variables::collection_of_mut(self.st, sv.coll) {
                             let slot = match &sv.name {

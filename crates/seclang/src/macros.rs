@@ -83,6 +83,21 @@ impl MacroStr {
         Cow::Owned(out)
     }
 
+    /// The expansion when it is borrowed from the state or the string (a
+    /// literal, or one `%{tx.name}` and nothing else), without a copy.
+    pub fn expand_borrowed<'a>(&'a self, st: &'a TxState) -> Option<&'a [u8]> {
+        match self.parts.as_slice() {
+            [] => Some(&[]),
+            [Part::Lit(l)] => Some(l),
+            [Part::Var(Target {
+                var: Var::Tx,
+                sel: Selector::Key(k),
+                ..
+            })] => Some(st.tx.get_named(k).unwrap_or_default()),
+            _ => None,
+        }
+    }
+
     /// The expansion, in `buf` when it needs one (a string without macros
     /// is its own text): per-match keys and values without an allocation.
     pub fn expand_in<'a>(&'a self, st: &TxState, buf: &'a mut Vec<u8>) -> &'a [u8] {

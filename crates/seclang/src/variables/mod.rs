@@ -395,6 +395,13 @@ impl Item<'_> {
 
 /// Printable ASCII as is, anything else as `\xHH` (v2's `log_escape_nq`).
 pub fn escape_name(b: &[u8], out: &mut String) {
+    // Nearly every name is printable ASCII: copied whole.
+    if b.iter().all(|c| (0x20..0x7f).contains(c)) {
+        if let Ok(s) = std::str::from_utf8(b) {
+            out.push_str(s);
+            return;
+        }
+    }
     for &c in b {
         if (0x20..0x7f).contains(&c) {
             out.push(c as char);
@@ -619,6 +626,21 @@ pub(crate) fn pairs<'a, K: AsRef<[u8]> + 'a, V: AsRef<[u8]> + 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_escape_what_is_not_printable_ascii() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"user-agent", "user-agent"),
+            (b"a\x01b", "a\\x01b"),
+            ("caf\u{e9}".as_bytes(), "caf\\xc3\\xa9"),
+            (b"tab\there\x7f", "tab\\x09here\\x7f"),
+        ];
+        for (name, want) in cases {
+            let mut out = String::from("ARGS:");
+            escape_name(name, &mut out);
+            assert_eq!(out, format!("ARGS:{want}"), "{name:?}");
+        }
+    }
 
     #[test]
     fn decimals_read_as_display_writes_them() {
