@@ -511,6 +511,28 @@ impl Engine<'_> {
         items.reserve(item_capacity(st));
         for (ti, t) in rule.targets.iter().enumerate() {
             if t.negated {
+                // An excluded value is not evaluated, so it would never get
+                // this link's answer, and its target's answer bit would keep
+                // the rule from being skipped whole (CRS excludes the Cookie
+                // header from REQUEST_HEADERS in 19 rules): its answer is
+                // learnt here, once per value, with no hit.
+                if let (Some(slot), false, false) = (
+                    rule.op_slot,
+                    rule.multi_match,
+                    rule.answer_targets.is_empty(),
+                ) {
+                    let exp = Expander::new(st);
+                    for it in items.iter() {
+                        let excluded = it.stable && it.var == t.var && t.sel.selects(&it.key);
+                        if !(excluded && self.cache.answer_missing(it, slot)) {
+                            continue;
+                        }
+                        let v = self.cache.transformed(it, &rule.transforms);
+                        self.stats.operator_calls += 1;
+                        let matched = op.eval(&v, &exp, None);
+                        self.cache.keep_op_answer(it, slot, matched);
+                    }
+                }
                 items.retain(|it| !(it.var == t.var && t.sel.selects(&it.key)));
                 continue;
             }

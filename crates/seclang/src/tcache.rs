@@ -729,6 +729,18 @@ impl TCache {
         crate::prefilter::get_answer(self.ops.get(off..off + 2 * w)?, w, slot)
     }
 
+    /// Whether the item's value has a remembered merged scan that holds no
+    /// answer yet for operator slot `slot` (one could be kept for it).
+    pub fn answer_missing(&self, it: &Item<'_>, slot: u32) -> bool {
+        let Some((off, _)) = self.op_offset(it) else {
+            return false;
+        };
+        let w = self.op_words;
+        self.ops
+            .get(off..off + 2 * w)
+            .is_some_and(|ops| crate::prefilter::get_answer(ops, w, slot).is_none())
+    }
+
     /// Where the item's operator answers are in `ops`, and the hash of its
     /// memory entry, when its merged scan was remembered.
     fn op_offset(&self, it: &Item<'_>) -> Option<(usize, u64)> {

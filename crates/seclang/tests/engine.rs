@@ -1360,3 +1360,46 @@ SecRule REQUEST_HEADERS:X-Num|REQUEST_HEADERS:X-Other "@gt 5" "id:6,phase:1,pass
         }
     }
 }
+
+/// A value a rule's negated target excludes (CRS: `REQUEST_HEADERS|
+/// !REQUEST_HEADERS:Cookie`) gets the rule's answer without being
+/// evaluated for a hit, so a request whose values are all remembered to
+/// fail is not evaluated at all, Cookie or not. The excluded value never
+/// matches, even when it would.
+#[test]
+fn excluded_values_get_answers_without_hits() {
+    let conf = r#"
+SecRuleEngine On
+SecRule REQUEST_HEADERS|!REQUEST_HEADERS:Cookie "@rx attack\d" "id:1,phase:1,pass,nolog,setvar:tx.hit=+1"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    // (headers, the hits, evaluated once the values are remembered)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, bool);
+    let cases: [Case; 3] = [
+        (
+            &[
+                ("Cookie", "attack-free=1"),
+                ("User-Agent", "attack-less ua"),
+            ],
+            None,
+            false,
+        ),
+        (&[("Cookie", "attack1"), ("User-Agent", "ua")], None, true),
+        (
+            &[("Cookie", "c=1"), ("User-Agent", "attack2")],
+            Some("1"),
+            true,
+        ),
+    ];
+    for round in 0..5 {
+        for (headers, hits, evaluated) in &cases {
+            let mut tx = Transaction::new(rs.clone(), &req("/", headers), "uid".into());
+            assert!(tx.process_request_headers().is_none());
+            let at = format!("{headers:?}, round {round}");
+            assert_eq!(tx.tx_var("hit").as_deref(), *hits, "{at}");
+            if round >= 3 {
+                assert_eq!(tx.stats().rules_evaluated > 0, *evaluated, "{at}");
+            }
+        }
+    }
+}
