@@ -80,6 +80,22 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
+    /// The `setvar` buffers, for the thread's next transaction (small ones:
+    /// a body-sized expansion is let go).
+    pub fn take_scratch(&mut self) -> [Vec<u8>; 2] {
+        std::mem::take(&mut self.scratch).map(|mut b| {
+            if b.capacity() > 1024 {
+                b = Vec::new();
+            }
+            b.clear();
+            b
+        })
+    }
+
+    pub fn set_scratch(&mut self, scratch: [Vec<u8>; 2]) {
+        self.scratch = scratch;
+    }
+
     pub fn new(cfg: &crate::rules::Config) -> Runtime {
         Runtime {
             mode: cfg.engine,

@@ -257,6 +257,7 @@ impl Drop for Transaction {
         // thread's next transaction.
         let mut cache = std::mem::take(&mut self.cache);
         cache.spare = state::Spare::keep(&mut self.st);
+        cache.spare.scratch = self.rt.take_scratch();
         tcache::TCache::give(cache);
     }
 }
@@ -264,9 +265,10 @@ impl Drop for Transaction {
 impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: &RequestHead, unique_id: String) -> Self {
         let cfg = &rules.cfg;
-        let rt = engine::Runtime::new(cfg);
+        let mut rt = engine::Runtime::new(cfg);
         let mut cache = tcache::TCache::take();
         let mut spare = std::mem::take(&mut cache.spare);
+        rt.set_scratch(std::mem::take(&mut spare.scratch));
         // The last transaction's TX layer, emptied, over this rule set's start.
         let tx = match spare.tx.take() {
             Some(mut tx) => {

@@ -92,6 +92,8 @@ pub fn initial_state(
         req_headers: spare.req_headers,
         cookies: spare.cookies,
         matched_vars: spare.matched_vars,
+        matched_var: spare.matched_var,
+        matched_var_name: spare.matched_var_name,
         ..Default::default()
     };
     st.matched_vars.clear();

@@ -262,6 +262,10 @@ pub struct Spare {
     pub cookies: Pairs,
     pub tx: Option<Collection>,
     pub matched_vars: MatchedVars,
+    pub matched_var: Vec<u8>,
+    pub matched_var_name: String,
+    /// The buffers `setvar` expands into (`engine::Runtime`).
+    pub scratch: [Vec<u8>; 2],
 }
 
 impl Spare {
@@ -286,6 +290,15 @@ impl Spare {
         }
         s.matched_vars = std::mem::take(&mut st.matched_vars);
         s.matched_vars.trim(32, 1024);
+        // Grown again on every transaction otherwise (a few reallocations each).
+        if st.matched_var.capacity() <= 1024 {
+            s.matched_var = std::mem::take(&mut st.matched_var);
+            s.matched_var.clear();
+        }
+        if st.matched_var_name.capacity() <= 1024 {
+            s.matched_var_name = std::mem::take(&mut st.matched_var_name);
+            s.matched_var_name.clear();
+        }
         s
     }
 }
