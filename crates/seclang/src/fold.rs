@@ -273,6 +273,7 @@ impl Evaluator {
             files_read: Vec::new(),
             rule_count: 0,
             tx_init: Arc::new(Collection::default()),
+            tx_init_digits: false,
             metas: Arc::new([]),
         });
         let mut rt = Runtime::new(cfg);

@@ -93,6 +93,8 @@ pub struct RuleSet {
     rule_count: usize,
     /// TX as the rules folded at load time leave it (see `fold`).
     tx_init: Arc<collections::Collection>,
+    /// `tx_init` holds a one-digit key (a capture slot).
+    tx_init_digits: bool,
     /// Chain starters' metadata by `Rule::idx` (the RULE variable's source).
     metas: Arc<[Arc<rules::RuleMeta>]>,
 }
@@ -114,6 +116,7 @@ impl RuleSet {
             cfg: l.cfg,
             files_read: l.files_read,
             rule_count: l.rule_count,
+            tx_init_digits: (0..10).any(|d| l.tx_init.get(&d.to_string()).is_some()),
             tx_init: Arc::new(l.tx_init),
             metas: l.metas,
         })
@@ -280,7 +283,9 @@ impl Transaction {
         let mut st = request::initial_state(req, &unique_id, cfg.arg_separator, spare);
         st.tx = tx;
         st.rule_metas = rules.metas.clone();
-        st.captures_set = 10;
+        // Capture slots TX:0-9 a capture may have to clear: none unless the
+        // starting TX holds one (a rule set that sets `tx.1` itself).
+        st.captures_set = if rules.tx_init_digits { 10 } else { 0 };
         Transaction {
             rules,
             unique_id,

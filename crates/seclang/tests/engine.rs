@@ -1403,3 +1403,24 @@ SecRule REQUEST_HEADERS|!REQUEST_HEADERS:Cookie "@rx attack\d" "id:1,phase:1,pas
         }
     }
 }
+
+/// A capture clears the capture slots it has no group for, also those the
+/// configuration set before any request (folded into the starting TX).
+#[test]
+fn captures_clear_slots_the_configuration_set() {
+    let conf = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.2=stale"
+SecRule REQUEST_URI "@rx (a)" "id:2,phase:1,pass,nolog,capture,chain"
+    SecRule TX:2 "@streq stale" "setvar:tx.kept=1"
+SecRule REQUEST_URI "@rx (b)" "id:3,phase:1,pass,nolog,capture,setvar:tx.first=%{tx.1}"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    for round in 0..2 {
+        let mut tx = Transaction::new(rs.clone(), &req("/ab", &[]), "uid".into());
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.tx_var("kept"), None, "round {round}");
+        assert_eq!(tx.tx_var("2"), None, "round {round}");
+        assert_eq!(tx.tx_var("first").as_deref(), Some("b"), "round {round}");
+    }
+}
