@@ -559,18 +559,10 @@ impl Engine<'_> {
                     continue;
                 }
             }
-            if let (Some(Some(ti)), Some(slot)) = (rule.answer_targets.get(ti), rule.op_slot) {
-                if self.cache.target_answer(*ti, slot) == Some(false) {
-                    // Every value of this target is remembered to fail the operator.
-                    self.stats.prefilter_skips += 1;
-                    continue;
-                }
-            }
-            if t.count {
-                push_count(t, st, &mut items);
+            if answered_no(self.cache, self.stats, rule, ti) {
                 continue;
             }
-            variables::generate(t, st, &mut items);
+            push_target(t, st, &mut items);
         }
         // Runtime target exclusions that name this rule (v2 checks the rule
         // itself, so chain links are not affected) and a variable it reads:
@@ -853,18 +845,10 @@ impl Engine<'_> {
         // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
         let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
         for (ti, t) in rule.targets.iter().enumerate() {
-            if let (Some(Some(ti)), Some(slot)) = (rule.answer_targets.get(ti), rule.op_slot) {
-                if self.cache.target_answer(*ti, slot) == Some(false) {
-                    // Every value of this target is remembered to fail the operator.
-                    self.stats.prefilter_skips += 1;
-                    continue;
-                }
-            }
-            if t.count {
-                push_count(t, st, &mut items);
+            if answered_no(self.cache, self.stats, rule, ti) {
                 continue;
             }
-            variables::generate(t, st, &mut items);
+            push_target(t, st, &mut items);
         }
         let exp = Expander::new(st);
         let mut caps: Vec<Vec<u8>> = if rule.capture {
@@ -1120,6 +1104,27 @@ fn sel(p: &RulePattern, by: fn(regex::Regex) -> RuleSel) -> RuleSel {
 }
 
 /// Counted targets report the bare variable name (`&TX:foo` -> `TX`).
+/// Whether every value of the rule's target `ti` is remembered to fail its
+/// operator (see `Rule::answer_targets`): the target need not be generated.
+fn answered_no(cache: &TCache, stats: &mut Stats, rule: &Rule, ti: usize) -> bool {
+    match (rule.answer_targets.get(ti), rule.op_slot) {
+        (Some(Some(pi)), Some(slot)) if cache.target_answer(*pi, slot) == Some(false) => {
+            stats.prefilter_skips += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Push target `t`'s items, or their count for a count target.
+fn push_target<'a>(t: &crate::variables::Target, st: &'a TxState, items: &mut Vec<Item<'a>>) {
+    if t.count {
+        push_count(t, st, items);
+    } else {
+        variables::generate(t, st, items);
+    }
+}
+
 /// Push the count of target `t`'s items as one item (the items are
 /// generated and dropped again; the number stays).
 fn push_count<'a>(t: &crate::variables::Target, st: &'a TxState, items: &mut Vec<Item<'a>>) {
