@@ -122,6 +122,10 @@ const ORIGINAL_VALUE: u64 = 1 << 63;
 /// The largest capture buffer a thread keeps for the next match.
 const MAX_KEPT_CAPTURE: usize = 1024;
 
+/// Targets read by at least this many groups have their values'
+/// contributions to the union pass remembered (`UnionAcc::contrib`).
+const CONTRIB_GROUPS: usize = 4;
+
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// One matched target, recorded while the state is borrowed.
@@ -396,6 +400,9 @@ impl Engine<'_> {
                 UnionAcc {
                     groups: &mut accs,
                     answers: ans,
+                    // Worth a memory lookup per value only when many groups read the target.
+                    contrib: (gids.len() >= CONTRIB_GROUPS)
+                        .then(|| crate::prefilter::contrib_key(self.rt.phase, i)),
                 },
             );
         }

@@ -461,6 +461,64 @@ struct ScanMemo {
     /// their chains, laid out as the merged scan (groups in `facts.chains`):
     /// at most one entry per word of the merged scan (36 for CRS v4).
     chains: Vec<(u32, u64)>,
+    /// What the value adds to a union plan target's group words, by
+    /// [`contrib_key`]: the non-zero words, by index in the plan's
+    /// accumulator (see `TCache::union_target`).
+    contribs: Vec<(u32, Contribution)>,
+}
+
+/// A value's non-zero words in a union plan's accumulator, by index.
+pub type Contribution = Box<[(u32, u64)]>;
+
+/// Most union plan targets a value's contributions are kept for.
+const MAX_CONTRIBS: usize = 8;
+
+/// The key of a value's contribution to target `target` of phase `phase`'s
+/// union plan.
+pub fn contrib_key(phase: u8, target: usize) -> u32 {
+    u32::from(phase) << 24 | (target as u32 & 0xff_ffff)
+}
+
+/// Call `f` with the contribution `key` held with the remembered merged
+/// scan of `value` by filter `id` (found by `hash`); false when there is none.
+pub fn memo_with_contrib(
+    id: u64,
+    value: &[u8],
+    hash: u64,
+    key: u32,
+    f: impl FnOnce(&[(u32, u64)]),
+) -> bool {
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return false;
+        };
+        let Some(held) = m.held_mut(id, value, hash) else {
+            return false;
+        };
+        match held.contribs.iter().find(|(k, _)| *k == key) {
+            Some((_, words)) => {
+                f(words);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Hold contribution `key` (`words`) with the remembered merged scan of
+/// `value` by filter `id` (found by `hash`).
+pub fn memo_keep_contrib(id: u64, value: &[u8], hash: u64, key: u32, words: Contribution) {
+    SCAN_MEMO.with(|m| {
+        let Ok(mut m) = m.try_borrow_mut() else {
+            return;
+        };
+        let Some(held) = m.held_mut(id, value, hash) else {
+            return;
+        };
+        if held.contribs.len() < MAX_CONTRIBS && held.contribs.iter().all(|(k, _)| *k != key) {
+            held.contribs.push((key, words));
+        }
+    })
 }
 
 thread_local! {
@@ -562,6 +620,7 @@ pub fn memo_store(id: u64, value: &[u8], hash: u64, bits: &[u64], facts: ValueFa
                 facts,
                 ops: None,
                 chains: Vec::new(),
+                contribs: Vec::new(),
             },
         );
     })

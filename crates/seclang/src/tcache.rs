@@ -131,6 +131,7 @@ impl BufSet {
 }
 
 /// What an item's merged scan gave (see `TCache::merged_scan`).
+#[derive(Clone, Copy)]
 struct Merged {
     /// Offset of the scan in `bits`.
     goff: usize,
@@ -146,6 +147,8 @@ struct Merged {
     coff: usize,
     /// Offset of its remembered operator answers in `ops` (`NO_SCAN`: none).
     ooff: u32,
+    /// The hash of its memory entry (with `ooff`).
+    memo: u64,
 }
 
 /// Where the union pass ORs one target's values into: its words per
@@ -154,6 +157,9 @@ struct Merged {
 pub struct UnionAcc<'a> {
     pub groups: &'a mut [u64],
     pub answers: &'a mut [u64],
+    /// For a target read by many groups: the key its values'
+    /// contributions are remembered by (`prefilter::contrib_key`).
+    pub contrib: Option<u32>,
 }
 
 /// A group whose union is not computed (see `TCache::unions`).
@@ -166,6 +172,8 @@ pub struct TCache {
     items: FxHashMap<(usize, usize), ItemRec>,
     /// The union pass's OR of one target's merged scans (kept for its allocation).
     merged_buf: Vec<u64>,
+    /// A value's group words while its contribution is worked out.
+    contrib_buf: Vec<u64>,
     /// Value buffers one target's union already took in.
     union_seen: BufSet,
     /// The transaction's arguments share buffers (`TxState::args_shared`):
@@ -436,6 +444,7 @@ impl TCache {
         let UnionAcc {
             groups: accs,
             answers: ans,
+            contrib,
         } = acc;
         if items.is_empty() {
             // Nothing to add (an absent header, no body arguments).
@@ -468,17 +477,7 @@ impl TCache {
                 (Some(gf), true) => self.merged_scan(it, gf),
                 _ => None,
             };
-            let Some(Merged {
-                goff,
-                mut same,
-                mut changes,
-                zero,
-                esc,
-                cknown,
-                coff,
-                ooff,
-            }) = known
-            else {
+            let Some(m) = known else {
                 // No answers to go by: any slot may pass.
                 ans.fill(u64::MAX);
                 for pg in pgs {
@@ -488,6 +487,7 @@ impl TCache {
             };
             // A slot may pass unless the value's answer is a known failure.
             let w = ans.len();
+            let ooff = m.ooff;
             match self
                 .ops
                 .get(ooff as usize..(ooff as usize).saturating_add(2 * w))
@@ -500,17 +500,123 @@ impl TCache {
                 }
                 _ => ans.fill(u64::MAX),
             }
-            if !zero {
+            // A remembered value's contribution to a target many groups read
+            // is remembered whole (it is a function of the value): its few
+            // non-zero words instead of the group by group work below.
+            if let Some(key) = contrib.filter(|_| ooff != NO_SCAN) {
+                let (id, v): (u64, &[u8]) = (self.memo_id, &it.value);
+                let held = crate::prefilter::memo_with_contrib(id, v, m.memo, key, |words| {
+                    for &(i, w) in words {
+                        if let Some(a) = accs.get_mut(i as usize) {
+                            *a |= w;
+                        }
+                    }
+                });
+                if !held {
+                    let words = self.contribution(it, m, pgs, tm, groups, accs.len());
+                    for &(i, w) in words.iter() {
+                        if let Some(a) = accs.get_mut(i as usize) {
+                            *a |= w;
+                        }
+                    }
+                    crate::prefilter::memo_keep_contrib(id, v, m.memo, key, words);
+                }
+                continue;
+            }
+            if !m.zero {
                 found = true;
-                if let Some(src) = self.bits.get(goff + lo..goff + hi) {
+                if let Some(src) = self.bits.get(m.goff + lo..m.goff + hi) {
                     for (a, b) in merged.iter_mut().zip(src) {
                         *a |= b;
                     }
                 }
             }
-            if tm.all_mask.is_some_and(|m| same & m == m) {
-                continue;
+            self.chain_bits(it, m, pgs, tm, groups, accs);
+        }
+        if merged.is_empty() || found {
+            for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX) {
+                let (off, words) = (pg.acc as usize, pg.words as usize);
+                let from = (pg.gword as usize).saturating_sub(lo);
+                let Some(acc) = accs.get_mut(off..off + words) else {
+                    continue;
+                };
+                match merged.get(from..from + words) {
+                    Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
+                    // Not in the span (a plan without its merge data): "may match".
+                    None => acc.fill(u64::MAX),
+                }
             }
+        }
+        self.merged_buf = merged;
+        if dedup {
+            self.union_seen = seen;
+        }
+    }
+
+    /// What a remembered value adds to the words (`accs_len` of them) of
+    /// the groups `pgs` that read its target: its merged scan's bits of
+    /// each group and the bits its groups' chains give it, as the non-zero
+    /// words by index.
+    fn contribution(
+        &mut self,
+        it: &Item<'_>,
+        m: Merged,
+        pgs: &[PlanGroup],
+        tm: TargetMerge,
+        groups: &[GroupFilter],
+        accs_len: usize,
+    ) -> crate::prefilter::Contribution {
+        let mut out = std::mem::take(&mut self.contrib_buf);
+        out.clear();
+        out.resize(accs_len, 0);
+        for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX && !m.zero) {
+            let (off, words) = (pg.acc as usize, pg.words as usize);
+            let from = m.goff + pg.gword as usize;
+            if let (Some(acc), Some(src)) = (
+                out.get_mut(off..off + words),
+                self.bits.get(from..from + words),
+            ) {
+                acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b);
+            }
+        }
+        self.chain_bits(it, m, pgs, tm, groups, &mut out);
+        let mut words = Vec::new();
+        for pg in pgs {
+            let (off, n) = (pg.acc as usize, pg.words as usize);
+            for (i, &w) in out.iter().enumerate().skip(off).take(n) {
+                if w != 0 {
+                    words.push((i as u32, w));
+                }
+            }
+        }
+        self.contrib_buf = out;
+        words.into_boxed_slice()
+    }
+
+    /// OR into the groups' words (`accs`) the bits of the item's value
+    /// transformed by each group's chain that changes it (the merged scan's
+    /// bits are the caller's).
+    fn chain_bits(
+        &mut self,
+        it: &Item<'_>,
+        m: Merged,
+        pgs: &[PlanGroup],
+        tm: TargetMerge,
+        groups: &[GroupFilter],
+        accs: &mut [u64],
+    ) {
+        let Merged {
+            mut same,
+            mut changes,
+            esc,
+            cknown,
+            coff,
+            ..
+        } = m;
+        if tm.all_mask.is_some_and(|m| same & m == m) {
+            return;
+        }
+        {
             for pg in pgs {
                 if pg.gword != u32::MAX {
                     let need = pg.chain_mask.need(esc);
@@ -542,24 +648,6 @@ impl TCache {
                 }
                 self.union_transformed(it, pg, groups, accs);
             }
-        }
-        if merged.is_empty() || found {
-            for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX) {
-                let (off, words) = (pg.acc as usize, pg.words as usize);
-                let from = (pg.gword as usize).saturating_sub(lo);
-                let Some(acc) = accs.get_mut(off..off + words) else {
-                    continue;
-                };
-                match merged.get(from..from + words) {
-                    Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
-                    // Not in the span (a plan without its merge data): "may match".
-                    None => acc.fill(u64::MAX),
-                }
-            }
-        }
-        self.merged_buf = merged;
-        if dedup {
-            self.union_seen = seen;
         }
     }
 
@@ -708,6 +796,7 @@ impl TCache {
             });
         }
         Some(Merged {
+            memo: rec.memo,
             goff: rec.goff as usize,
             same: rec.same,
             changes: rec.changes,

@@ -1424,3 +1424,40 @@ SecRule REQUEST_URI "@rx (b)" "id:3,phase:1,pass,nolog,capture,setvar:tx.first=%
         assert_eq!(tx.tx_var("first").as_deref(), Some("b"), "round {round}");
     }
 }
+
+/// A remembered value's contribution to the union pass of a target many
+/// groups read is remembered whole (the group bits of its merged scan and
+/// of each chain that changes it). Over rounds, once it is, a value whose
+/// literal shows only after a group's functions must still let that
+/// group's rule run and match, and only that rule.
+#[test]
+fn remembered_contributions_keep_each_groups_bits() {
+    let conf = r#"
+SecRuleEngine On
+SecRule ARGS "@rx attack" "id:1,phase:1,pass,nolog,t:none,setvar:tx.plain=+1"
+SecRule ARGS "@rx attack" "id:2,phase:1,pass,nolog,t:none,t:urlDecode,setvar:tx.decoded=+1"
+SecRule ARGS "@rx attack" "id:3,phase:1,pass,nolog,t:none,t:lowercase,setvar:tx.lower=+1"
+SecRule ARGS "@rx attack" "id:4,phase:1,pass,nolog,t:none,t:urlDecode,t:lowercase,setvar:tx.both=+1"
+SecRule ARGS "@rx attack" "id:5,phase:1,pass,nolog,t:none,t:htmlEntityDecode,setvar:tx.html=+1"
+"#;
+    let names = ["plain", "decoded", "lower", "both", "html"];
+    let cases: [(&str, [bool; 5]); 5] = [
+        ("/?a=%2561ttack", [false, true, false, true, false]),
+        ("/?a=ATTACK", [false, false, true, true, false]),
+        ("/?a=%26%2397%3Bttack", [false, false, false, false, true]),
+        ("/?a=benign&b=attack", [true, true, true, true, true]),
+        ("/?a=benign", [false; 5]),
+    ];
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    in_rounds(
+        &rs,
+        6,
+        &[],
+        &cases,
+        |c| c.0,
+        |tx, (_, want), uri, round| {
+            let got = names.map(|v| tx.tx_var(v).is_some());
+            assert_eq!(&got, want, "{uri}, round {round}");
+        },
+    );
+}
