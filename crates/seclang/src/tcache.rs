@@ -572,11 +572,13 @@ impl TCache {
         for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX && !m.zero) {
             let (off, words) = (pg.acc as usize, pg.words as usize);
             let from = m.goff + pg.gword as usize;
-            if let (Some(acc), Some(src)) = (
-                out.get_mut(off..off + words),
-                self.bits.get(from..from + words),
-            ) {
-                acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b);
+            let Some(acc) = out.get_mut(off..off + words) else {
+                continue;
+            };
+            match self.bits.get(from..from + words) {
+                Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
+                // Not in the scan (as in `union_target`): "may match".
+                None => acc.fill(u64::MAX),
             }
         }
         self.chain_bits(it, m, pgs, tm, groups, &mut out);
