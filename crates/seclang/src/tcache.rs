@@ -130,6 +130,15 @@ impl BufSet {
     }
 }
 
+/// OR `words` (non-zero words by index, see `prefilter::Contribution`) into `accs`.
+fn or_words(accs: &mut [u64], words: &[(u32, u64)]) {
+    for &(i, w) in words {
+        if let Some(a) = accs.get_mut(i as usize) {
+            *a |= w;
+        }
+    }
+}
+
 /// What an item's merged scan gave (see `TCache::merged_scan`).
 #[derive(Clone, Copy)]
 struct Merged {
@@ -506,19 +515,11 @@ impl TCache {
             if let Some(key) = contrib.filter(|_| ooff != NO_SCAN) {
                 let (id, v): (u64, &[u8]) = (self.memo_id, &it.value);
                 let held = crate::prefilter::memo_with_contrib(id, v, m.memo, key, |words| {
-                    for &(i, w) in words {
-                        if let Some(a) = accs.get_mut(i as usize) {
-                            *a |= w;
-                        }
-                    }
+                    or_words(accs, words);
                 });
                 if !held {
                     let words = self.contribution(it, m, pgs, tm, groups, accs.len());
-                    for &(i, w) in words.iter() {
-                        if let Some(a) = accs.get_mut(i as usize) {
-                            *a |= w;
-                        }
-                    }
+                    or_words(accs, &words);
                     crate::prefilter::memo_keep_contrib(id, v, m.memo, key, words);
                 }
                 continue;
