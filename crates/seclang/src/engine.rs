@@ -126,7 +126,7 @@ const MAX_KEPT_CAPTURE: usize = 1024;
 /// contributions to the union pass remembered (`UnionAcc::contrib`).
 const CONTRIB_GROUPS: usize = 4;
 
-const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+pub(crate) const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// One matched target, recorded while the state is borrowed.
 #[derive(Debug, Clone, Default)]

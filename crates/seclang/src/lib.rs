@@ -116,7 +116,9 @@ impl RuleSet {
             cfg: l.cfg,
             files_read: l.files_read,
             rule_count: l.rule_count,
-            tx_init_digits: (0..10).any(|d| l.tx_init.get(&d.to_string()).is_some()),
+            tx_init_digits: engine::CAPTURE_KEYS
+                .iter()
+                .any(|k| l.tx_init.get(k).is_some()),
             tx_init: Arc::new(l.tx_init),
             metas: l.metas,
         })
