@@ -180,19 +180,22 @@ fn macro_constant(m: &MacroStr, taint: &Keys, matched_ok: bool) -> bool {
 
 /// Every link reads only constant TX members (targets and operator argument).
 fn condition_constant(r: &Rule, taint: &Keys) -> bool {
-    r.links().all(|l| {
-        let targets_ok = l.targets.iter().all(|t| match (t.var, &t.sel) {
-            (Var::Tx, Selector::Key(k)) => !taint.has(k),
-            _ => false,
-        });
-        let op_ok = match &l.op {
-            Op::Always => true,
-            Op::Real { arg, .. } => {
-                !l.targets.is_empty() && macro_constant(&MacroStr::parse(arg), taint, false)
-            }
-        };
-        targets_ok && op_ok
-    })
+    r.links().all(|l| link_constant(l, taint))
+}
+
+/// The link (not the links chained to it) reads only constant TX members.
+fn link_constant(l: &Rule, taint: &Keys) -> bool {
+    let targets_ok = l.targets.iter().all(|t| match (t.var, &t.sel) {
+        (Var::Tx, Selector::Key(k)) => !taint.has(k),
+        _ => false,
+    });
+    let op_ok = match &l.op {
+        Op::Always => true,
+        Op::Real { arg, .. } => {
+            !l.targets.is_empty() && macro_constant(&MacroStr::parse(arg), taint, false)
+        }
+    };
+    targets_ok && op_ok
 }
 
 /// The rule's actions can be carried out here: setvars of TX computed from
@@ -320,6 +323,18 @@ impl Evaluator {
         }
     }
 
+    /// Whether `r` is a chain whose first link reads only constant TX and
+    /// cannot match, so that the chain never matches (a link's actions run
+    /// only on its match: nothing else happens). CRS starts its optional
+    /// checks this way (`&TX:MAX_FILE_SIZE "@eq 1"`, `TX:CRS_VALIDATE_UTF8_ENCODING
+    /// "@eq 1"`): unconfigured, they cost a rule evaluation per request.
+    fn chain_never_matches(&mut self, r: &Rule, phase: u8, taint: &Keys) -> bool {
+        r.chain.is_some()
+            && !matches!(r.op, Op::Always)
+            && link_constant(r, taint)
+            && self.hits(r, phase).is_empty()
+    }
+
     fn hits(&mut self, r: &Rule, phase: u8) -> Vec<Hit> {
         self.rt.phase = phase;
         self.cache.clear();
@@ -332,6 +347,43 @@ impl Evaluator {
     fn set_rule(&mut self, r: &Rule) {
         self.st.rule_metas = std::iter::repeat_n(r.meta.clone(), r.idx as usize + 1).collect();
         self.st.cur_rule = Some(r.idx);
+    }
+}
+
+/// How rules found to do nothing leave a phase's list. Rules after the
+/// phase-1 prefix are removed only where nothing counts them: in a phase
+/// with a `skip:N` they stay (dropping one would change what N rules
+/// are), and a rule a `skipAfter` names by id leaves a marker of that name
+/// where it stood, which `skipAfter` resumes after as it would after the
+/// rule.
+struct Leave {
+    counted: bool,
+    named: HashSet<u64>,
+}
+
+impl Leave {
+    fn new(entries: &[Entry]) -> Leave {
+        let rules = entries.iter().filter_map(|e| match e {
+            Entry::Rule(r) => Some(r),
+            Entry::Marker(_) => None,
+        });
+        Leave {
+            counted: rules.clone().any(|r| r.skip > 0),
+            named: rules
+                .filter_map(|r| r.skip_after.as_deref()?.parse().ok())
+                .collect(),
+        }
+    }
+
+    /// Whether the rule may go (a marker for it is pushed when it is named).
+    fn out(&self, out: &mut Vec<Entry>, r: &Rule) -> bool {
+        if self.counted {
+            return false;
+        }
+        if self.named.contains(&r.meta.id) {
+            out.push(Entry::Marker(r.meta.id.to_string()));
+        }
+        true
     }
 }
 
@@ -353,6 +405,7 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
         let phase = pi as u8 + 1;
         let old = std::mem::take(entries);
         let mut out: Vec<Entry> = Vec::with_capacity(old.len());
+        let leave = Leave::new(&old);
         // Static skipping inside the phase-1 prefix.
         let mut skip_after: Option<String> = None;
         let mut skip: u32 = 0;
@@ -401,6 +454,10 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                             prefix = false;
                         }
                     }
+                } else if ev.chain_never_matches(&rule, phase, &taint) {
+                    // Never runs its actions: nothing to read or write, and
+                    // the prefix goes on.
+                    continue;
                 } else if !transparent(&rule) {
                     prefix = false;
                 }
@@ -414,21 +471,31 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                 if no_effects(&rule) {
                     // Nothing to undo: the rule writes no TX.
                     match ev.run(&rule, phase) {
-                        Some(Outcome::NoMatch) => continue,
-                        Some(Outcome::Match) if rule.skip == 0 && rule.skip_after.is_none() => {
+                        Some(Outcome::NoMatch) if leave.out(&mut out, &rule) => continue,
+                        Some(Outcome::Match)
+                            if rule.skip == 0
+                                && rule.skip_after.is_none()
+                                && leave.out(&mut out, &rule) =>
+                        {
                             continue
                         }
-                        Some(Outcome::Match) => rule.folded = Folded::Jump,
+                        Some(Outcome::Match) if rule.skip > 0 || rule.skip_after.is_some() => {
+                            rule.folded = Folded::Jump
+                        }
                         _ => {}
                     }
                 } else if rule.chain.is_none() && !matches!(rule.op, Op::Always) {
                     // (A SecAction's match is REQUEST_URI, request data: it stays as it is.)
                     let hits = ev.hits(&rule, phase);
-                    if hits.is_empty() {
+                    if hits.is_empty() && leave.out(&mut out, &rule) {
                         continue;
                     }
-                    rule.folded = Folded::Hits(hits);
+                    if !hits.is_empty() {
+                        rule.folded = Folded::Hits(hits);
+                    }
                 }
+            } else if ev.chain_never_matches(&rule, phase, &taint) && leave.out(&mut out, &rule) {
+                continue;
             }
             taint.union(Keys::writes_of(&rule));
             out.push(Entry::Rule(rule));

@@ -456,6 +456,69 @@ SecRule TX:score "@ge 1" "id:5,phase:2,deny,log,status:406"
     assert_eq!(tx.tx_var("score").as_deref(), Some("3"));
 }
 
+/// A chain whose first link reads only constant TX and cannot match (CRS's
+/// optional checks, unconfigured) never runs; set by the configuration or
+/// by a request, it runs as before.
+#[test]
+fn chains_behind_an_unset_constant_never_run() {
+    let conf = r#"
+SecRule &TX:limit "@eq 1" "id:2,phase:2,deny,log,status:403,chain"
+    SecRule ARGS:a "@rx ." "t:none"
+SecRule ARGS:a "@rx ." "id:3,phase:2,pass,log"
+"#;
+    let (tx, iv) = go(conf, "/?a=x", &[], b"");
+    assert!(iv.is_none());
+    assert_eq!(ids(&tx), vec![3]);
+    assert_eq!(tx.stats().rules_evaluated, 1, "only rule 3 is evaluated");
+
+    let configured = format!("SecAction \"id:1,phase:1,pass,nolog,setvar:tx.limit=5\"\n{conf}");
+    let (tx, iv) = go(&configured, "/?a=x", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403));
+    assert_eq!(ids(&tx), vec![2]);
+
+    let dynamic = format!(
+        "SecRule REQUEST_HEADERS:X-Limit \"@rx .\" \"id:1,phase:1,pass,nolog,setvar:tx.limit=1\"\n{conf}"
+    );
+    let (tx, iv) = go(&dynamic, "/?a=x", &[("X-Limit", "1")], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403));
+    assert_eq!(ids(&tx), vec![2]);
+    let (tx, iv) = go(&dynamic, "/?a=x", &[], b"");
+    assert!(iv.is_none());
+    assert_eq!(ids(&tx), vec![3]);
+    assert_eq!(
+        tx.stats().rules_evaluated,
+        3,
+        "rules 1, 2 and 3 are evaluated"
+    );
+}
+
+/// Rules decided at load time keep their place for `skip:N` (which counts
+/// rules) and for a `skipAfter` that names one by id.
+#[test]
+fn folded_rules_still_count_for_skips() {
+    let skip = r#"
+SecRule REQUEST_URI "@contains skip" "id:1,phase:2,pass,nolog,skip:1"
+SecRule TX:nothing "@eq 1" "id:2,phase:2,pass,nolog"
+SecRule REQUEST_URI "@rx ." "id:3,phase:2,deny,log,status:403"
+"#;
+    let (_, iv) = go(skip, "/skip", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403), "skip:1 skips rule 2 only");
+    let after = r#"
+SecRule REQUEST_URI "@contains jump" "id:1,phase:2,pass,nolog,skipAfter:2"
+SecRule REQUEST_URI "@contains x" "id:5,phase:2,deny,log,status:401"
+SecRule TX:nothing "@eq 1" "id:2,phase:2,pass,nolog"
+SecRule REQUEST_URI "@rx ." "id:3,phase:2,deny,log,status:403"
+"#;
+    let (_, iv) = go(after, "/jumpx", &[], b"");
+    assert_eq!(
+        iv.map(|i| i.status),
+        Some(403),
+        "skipAfter:2 resumes after rule 2"
+    );
+    let (_, iv) = go(after, "/x", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(401));
+}
+
 #[test]
 fn multimatch_checks_every_transformation_step() {
     let conf = r#"
