@@ -18,7 +18,9 @@
 //! - After that prefix, a constant rule without side effects is dropped when
 //!   it cannot match and becomes a jump when it matches with skip/skipAfter;
 //!   a constant single rule with side effects keeps its actions, only its
-//!   matches are precomputed.
+//!   matches are precomputed. A chain whose first link is constant is left
+//!   out when that link cannot match, else that link's matches are
+//!   precomputed and the links after it run per request.
 //!
 //! Jumps and precomputed matches fall back to full evaluation when a runtime
 //! `ctl:ruleRemoveTarget*` is in force, so exclusions keep working.
@@ -43,7 +45,8 @@ pub enum Folded {
     No,
     /// Always matches and has no effect but its skip/skipAfter.
     Jump,
-    /// Its condition is constant: these are its matches.
+    /// Its condition (a chain's: its first link's) is constant: these are
+    /// its (first link's) matches.
     Hits(Vec<Hit>),
 }
 
@@ -329,10 +332,15 @@ impl Evaluator {
     /// checks this way (`&TX:MAX_FILE_SIZE "@eq 1"`, `TX:CRS_VALIDATE_UTF8_ENCODING
     /// "@eq 1"`): unconfigured, they cost a rule evaluation per request.
     fn chain_never_matches(&mut self, r: &Rule, phase: u8, taint: &Keys) -> bool {
-        r.chain.is_some()
-            && !matches!(r.op, Op::Always)
-            && link_constant(r, taint)
-            && self.hits(r, phase).is_empty()
+        self.starter_hits(r, phase, taint)
+            .is_some_and(|h| h.is_empty())
+    }
+
+    /// The matches of a chain's first link when it reads only constant TX
+    /// (they are the same on every request; the links after it are not).
+    fn starter_hits(&mut self, r: &Rule, phase: u8, taint: &Keys) -> Option<Vec<Hit>> {
+        (r.chain.is_some() && !matches!(r.op, Op::Always) && link_constant(r, taint))
+            .then(|| self.hits(r, phase))
     }
 
     fn hits(&mut self, r: &Rule, phase: u8) -> Vec<Hit> {
@@ -494,8 +502,15 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
                         rule.folded = Folded::Hits(hits);
                     }
                 }
-            } else if ev.chain_never_matches(&rule, phase, &taint) && leave.out(&mut out, &rule) {
-                continue;
+            } else if let Some(hits) = ev.starter_hits(&rule, phase, &taint) {
+                // The chain's first link is decided here; its actions still
+                // run per match, and the links after it per request.
+                if hits.is_empty() && leave.out(&mut out, &rule) {
+                    continue;
+                }
+                if !hits.is_empty() {
+                    rule.folded = Folded::Hits(hits);
+                }
             }
             taint.union(Keys::writes_of(&rule));
             out.push(Entry::Rule(rule));

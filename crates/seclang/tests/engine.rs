@@ -492,6 +492,44 @@ SecRule ARGS:a "@rx ." "id:3,phase:2,pass,log"
     );
 }
 
+/// A chain whose first link reads only constant TX has that link's matches
+/// decided at load time: its captures and setvars still apply per request,
+/// and the links after it still run, as when the TX comes from the request.
+#[test]
+fn constant_chain_starters_keep_their_actions() {
+    let chain = r#"
+SecRule TX:mode "@rx ^(str)" "id:2,phase:2,pass,log,capture,setvar:tx.seen=+1,chain"
+    SecRule ARGS:a "@streq %{tx.1}" "setvar:tx.hit=%{MATCHED_VAR}"
+"#;
+    let constant = format!("SecAction \"id:1,phase:1,pass,nolog,setvar:tx.mode=strict\"\n{chain}");
+    let dynamic = format!(
+        "SecRule REQUEST_HEADERS:X-Mode \"@rx .\" \"id:1,phase:1,pass,nolog,setvar:tx.mode=%{{MATCHED_VAR}}\"\n{chain}"
+    );
+    for (conf, headers) in [
+        (&constant, &[][..]),
+        (&dynamic, &[("X-Mode", "strict")][..]),
+    ] {
+        let (tx, _) = go(conf, "/?a=str", headers, b"");
+        assert_eq!(ids(&tx), vec![2], "{conf}");
+        assert_eq!(tx.tx_var("seen").as_deref(), Some("1"));
+        assert_eq!(tx.tx_var("hit").as_deref(), Some("str"));
+        let (tx, _) = go(conf, "/?a=x", headers, b"");
+        assert!(ids(&tx).is_empty());
+        assert_eq!(
+            tx.tx_var("seen").as_deref(),
+            Some("1"),
+            "the first link matched"
+        );
+        assert_eq!(tx.tx_var("hit"), None);
+    }
+    let (tx, _) = go(&constant, "/?a=x", &[], b"");
+    assert_eq!(
+        tx.stats().operator_calls,
+        1,
+        "only the second link is evaluated"
+    );
+}
+
 /// Rules decided at load time keep their place for `skip:N` (which counts
 /// rules) and for a `skipAfter` that names one by id.
 #[test]
