@@ -849,53 +849,42 @@ impl Engine<'_> {
     /// plain, and that set-up cost several times their evaluation.
     fn collect_plain(&mut self, rule: &Rule, op: &Operator, mut hits: Hits) -> Hits {
         let st: &TxState = self.st;
-        // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
-        let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
-        for (ti, t) in rule.targets.iter().enumerate() {
-            if answered_no(self.cache, self.stats, rule, ti) {
-                continue;
-            }
-            push_target(t, st, &mut items);
-        }
-        let exp = Expander::new(st);
         let mut caps: Vec<Vec<u8>> = if rule.capture {
             std::mem::take(&mut self.cache.caps_buf)
         } else {
             Vec::new()
         };
-        for it in &items {
-            let slot = rule.op_slot.filter(|_| it.stable);
-            let answer = slot.and_then(|s| self.cache.op_answer(it, s));
-            if answer == Some(false) {
-                self.stats.operator_memo += 1;
-                continue;
+        let exp = Expander::new(st);
+        if let Some(name) = rule.tx_key() {
+            // One TX member at most (most rules that run on every request
+            // read one): looked up in place, without an item list.
+            if let Some((key, value)) = st.tx.get_entry_named(name) {
+                let it = Item {
+                    var: Var::Tx,
+                    key: Cow::Borrowed(key.as_bytes()),
+                    value: Cow::Borrowed(value),
+                    stable: false,
+                };
+                plain_item(
+                    self.cache, self.stats, rule, op, &it, &exp, &mut caps, &mut hits,
+                );
             }
-            let v = self.cache.transformed(it, &rule.transforms);
-            // A remembered match is evaluated again when the rule captures
-            // (the groups are not kept).
-            let matched = match answer {
-                Some(true) if !rule.capture => {
-                    self.stats.operator_memo += 1;
-                    true
+        } else {
+            // Empty, and `Item` is covariant: the 'static list is one of any lifetime.
+            let mut items: Vec<Item<'_>> = std::mem::take(&mut self.cache.item_buf);
+            for (ti, t) in rule.targets.iter().enumerate() {
+                if answered_no(self.cache, self.stats, rule, ti) {
+                    continue;
                 }
-                _ => {
-                    self.stats.operator_calls += 1;
-                    op.eval(&v, &exp, if rule.capture { Some(&mut caps) } else { None })
-                }
-            };
-            if let (Some(s), None) = (slot, answer) {
-                self.cache.keep_op_answer(it, s, matched);
+                push_target(t, st, &mut items);
             }
-            if matched {
-                let h = hits.push();
-                h.value.extend_from_slice(&v);
-                write_hit_name(it, rule, &mut h.name);
-                if rule.capture {
-                    std::mem::swap(&mut h.caps, &mut caps);
-                }
+            for it in &items {
+                plain_item(
+                    self.cache, self.stats, rule, op, it, &exp, &mut caps, &mut hits,
+                );
             }
+            self.cache.item_buf = crate::tcache::recycle(items);
         }
-        self.cache.item_buf = crate::tcache::recycle(items);
         if rule.capture {
             caps.retain(|c| c.capacity() <= MAX_KEPT_CAPTURE);
             self.cache.caps_buf = caps;
@@ -1097,6 +1086,52 @@ impl Engine<'_> {
 /// Room for the items a typical rule generates (headers, cookies and
 /// arguments, names and values), so the list is allocated once instead of
 /// growing through several reallocations per rule.
+/// One value of a plain link: transformed and evaluated, unless its
+/// kept answer is a failure; a match is added to `hits`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn plain_item(
+    cache: &mut TCache,
+    stats: &mut Stats,
+    rule: &Rule,
+    op: &Operator,
+    it: &Item<'_>,
+    exp: &Expander<'_>,
+    caps: &mut Vec<Vec<u8>>,
+    hits: &mut Hits,
+) {
+    let slot = rule.op_slot.filter(|_| it.stable);
+    let answer = slot.and_then(|s| cache.op_answer(it, s));
+    if answer == Some(false) {
+        stats.operator_memo += 1;
+        return;
+    }
+    let v = cache.transformed(it, &rule.transforms);
+    // A remembered match is evaluated again when the rule captures
+    // (the groups are not kept).
+    let matched = match answer {
+        Some(true) if !rule.capture => {
+            stats.operator_memo += 1;
+            true
+        }
+        _ => {
+            stats.operator_calls += 1;
+            op.eval(&v, exp, if rule.capture { Some(caps) } else { None })
+        }
+    };
+    if let (Some(s), None) = (slot, answer) {
+        cache.keep_op_answer(it, s, matched);
+    }
+    if matched {
+        let h = hits.push();
+        h.value.extend_from_slice(&v);
+        write_hit_name(it, rule, &mut h.name);
+        if rule.capture {
+            std::mem::swap(&mut h.caps, caps);
+        }
+    }
+}
+
 fn item_capacity(st: &TxState) -> usize {
     (st.req_headers.len() + 2 * (st.cookies.len() + st.args.len()) + 4).min(4096)
 }

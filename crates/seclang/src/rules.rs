@@ -136,6 +136,21 @@ impl Rule {
 
     /// Set `plain` on the rule and its links, once their prefilters and
     /// groups are decided.
+    /// The one TX member the link reads, when that is all it reads
+    /// (`TX:name`, not counted).
+    #[inline]
+    pub fn tx_key(&self) -> Option<&crate::collections::Name> {
+        match self.targets.as_slice() {
+            [crate::variables::Target {
+                var: crate::variables::Var::Tx,
+                sel: crate::variables::Selector::Key(k),
+                negated: false,
+                count: false,
+            }] => Some(k),
+            _ => None,
+        }
+    }
+
     pub fn set_plain(&mut self) {
         let mut link = Some(self);
         while let Some(r) = link {

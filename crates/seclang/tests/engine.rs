@@ -530,6 +530,23 @@ SecRule TX:mode "@rx ^(str)" "id:2,phase:2,pass,log,capture,setvar:tx.seen=+1,ch
     );
 }
 
+/// A rule reading one TX member set per request: transformed, captured and
+/// reported under its name like any other target.
+#[test]
+fn one_tx_member_rules_transform_capture_and_name() {
+    let conf = r#"
+SecRule REQUEST_HEADERS:X-V "@rx (.*)" "id:1,phase:1,pass,nolog,capture,setvar:tx.v=%{tx.1}"
+SecRule TX:V "@rx ^(a)b" "id:2,phase:1,pass,log,capture,t:lowercase,setvar:tx.got=%{tx.1}-%{MATCHED_VAR_NAME}-%{MATCHED_VAR}"
+SecRule TX:missing "@rx ^$" "id:3,phase:1,pass,log"
+"#;
+    let (tx, _) = go(conf, "/", &[("X-V", "ABC")], b"");
+    assert_eq!(ids(&tx), vec![2]);
+    assert_eq!(tx.tx_var("got").as_deref(), Some("a-TX:v-abc"));
+    let (tx, _) = go(conf, "/", &[("X-V", "xbc")], b"");
+    assert!(ids(&tx).is_empty());
+    assert_eq!(tx.tx_var("got"), None);
+}
+
 /// Rules decided at load time keep their place for `skip:N` (which counts
 /// rules) and for a `skipAfter` that names one by id.
 #[test]
