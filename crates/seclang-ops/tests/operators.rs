@@ -259,6 +259,28 @@ fn contains_agrees_with_naive_search() {
             assert_eq!(m(&o, n), naive(h, n), "{n:?} within {h:?}");
         }
     }
+    // Bytes of every rank, so that the byte searched for is at any place
+    // of the value.
+    let mixed = |max: usize| {
+        let mut all = vec![Vec::new()];
+        for len in 1..=max {
+            for code in 0..4usize.pow(len as u32) {
+                all.push(
+                    (0..len)
+                        .map(|i| b"/aZ%"[code / 4usize.pow(i as u32) % 4])
+                        .collect::<Vec<u8>>(),
+                );
+            }
+        }
+        all
+    };
+    let (needles4, hays4) = (mixed(3), mixed(4));
+    for h in hays4.iter().filter(|h| !h.is_empty()) {
+        let o = op("within", std::str::from_utf8(h).unwrap());
+        for n in &needles4 {
+            assert_eq!(m(&o, n), naive(h, n), "{n:?} within {h:?}");
+        }
+    }
     for run in &long_runs {
         let list = [&b"ba"[..], run, b"bb"].concat();
         let o = op("within", std::str::from_utf8(&list).unwrap());
