@@ -770,7 +770,7 @@ impl Loader<'_> {
             resolve_skips(p);
         }
         select_rules_for_patterns(&mut phases);
-        let plans = crate::prefilter::union_plans(&mut phases, &groups);
+        let mut plans = crate::prefilter::union_plans(&mut phases, &groups);
         for e in phases.iter_mut().flatten() {
             if let Entry::Rule(r) = e {
                 r.set_plain();
@@ -778,6 +778,9 @@ impl Loader<'_> {
         }
         // Last: the gates copy what the steps above decided.
         let gates = phases.each_ref().map(|p| crate::rules::gates(p));
+        for (plan, g) in plans.iter_mut().zip(&gates) {
+            plan.index_gates(g);
+        }
         let metas = phases
             .iter()
             .flatten()

@@ -235,6 +235,33 @@ impl Engine<'_> {
         let pi = usize::from(phase.saturating_sub(1));
         let entries = rs.phases.get(pi)?;
         let gates = rs.gates.get(pi).map_or(&[][..], Vec::as_slice);
+        // The union pass runs first: its unions tell which gates need a
+        // look at all (`TCache::live`), and the loop goes from one to the
+        // next; a rule they rule out is not visited. (It reads only request
+        // data, which the phase's rules do not change: run here or at the
+        // first rule that asks, it finds the same.)
+        if rs.plans.get(pi).is_some_and(|p| !p.targets.is_empty()) && !self.cache.unions_done() {
+            self.compute_unions();
+        }
+        let live = std::mem::take(&mut self.cache.live);
+        let out = self.walk_gates(
+            entries,
+            gates,
+            self.cache.unions_done().then_some(&live[..]),
+        );
+        self.cache.live = live;
+        out
+    }
+
+    /// The rule loop of `run_phase` over the phase's gates: all of them in
+    /// order, or only those set in `live` (while no `skip:N` is counting
+    /// rules, which counts the rules `live` leaves out too).
+    fn walk_gates(
+        &mut self,
+        entries: &[Entry],
+        gates: &[Gate],
+        live: Option<&[u64]>,
+    ) -> Option<Intervention> {
         let mut skip: u32 = 0;
         // skipAfter targets are resolved to entry indexes at load time.
         let mut i = 0;
@@ -245,9 +272,16 @@ impl Engine<'_> {
         };
         // The gates are walked, not the entries: a rule is read only once
         // its gate lets it through (`rs.gates` is built from `rs.phases`).
-        while let Some(gate) = gates.get(i) {
-            let at = i;
-            i += 1;
+        loop {
+            let at = match live {
+                Some(live) if skip == 0 => match next_live(live, i) {
+                    Some(at) => at,
+                    None => break,
+                },
+                _ => i,
+            };
+            let Some(gate) = gates.get(at) else { break };
+            i = at + 1;
             if gate.flags & Gate::MARKER != 0 {
                 continue;
             }
@@ -407,9 +441,16 @@ impl Engine<'_> {
             );
         }
         let mut union = Vec::new();
-        for (gid, offs) in &plan.groups {
+        // The gates the rule loop visits: the plan's, and those of the
+        // rules whose union bit is set.
+        let mut live = std::mem::take(&mut cache.live);
+        live.clear();
+        live.extend_from_slice(&plan.live);
+        for (k, (gid, offs)) in plan.groups.iter().enumerate() {
+            let slot_gates = plan.slot_gates.get(k).map_or(&[][..], Vec::as_slice);
             // A group whose union is not recorded answers "may match" (always sound).
             let Some(words) = rs.groups.get(*gid as usize).map(|g| g.words()) else {
+                mark_live(&mut live, slot_gates, None);
                 continue;
             };
             if words == 1 {
@@ -418,6 +459,7 @@ impl Engine<'_> {
                     u | accs.get(off as usize).copied().unwrap_or(0)
                 });
                 cache.set_union(*gid, &[w]);
+                mark_live(&mut live, slot_gates, Some(&[w]));
                 continue;
             }
             union.clear();
@@ -432,7 +474,9 @@ impl Engine<'_> {
                 }
             }
             cache.set_union(*gid, &union);
+            mark_live(&mut live, slot_gates, Some(&union));
         }
+        cache.live = live;
         cache.set_unions_done(accs, answers);
         cache.item_buf = crate::tcache::recycle(items);
     }
@@ -1129,6 +1173,46 @@ fn plain_item(
         if rule.capture {
             std::mem::swap(&mut h.caps, caps);
         }
+    }
+}
+
+/// Set in `live` the gates of a group's slots whose union bit is set
+/// (every slot's, when the union is not known).
+fn mark_live(live: &mut [u64], slot_gates: &[u32], union: Option<&[u64]>) {
+    let mut set = |g: u32| {
+        if g != crate::prefilter::NO_GATE {
+            if let Some(w) = live.get_mut(g as usize / 64) {
+                *w |= 1 << (g % 64);
+            }
+        }
+    };
+    match union {
+        None => slot_gates.iter().for_each(|&g| set(g)),
+        Some(words) => {
+            for (wi, &w) in words.iter().enumerate() {
+                let mut bits = w;
+                while bits != 0 {
+                    let slot = wi * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if let Some(&g) = slot_gates.get(slot) {
+                        set(g);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first gate index at or after `i` whose bit is set in `live`.
+fn next_live(live: &[u64], i: usize) -> Option<usize> {
+    let mut wi = i / 64;
+    let mut w = live.get(wi)? & (u64::MAX << (i % 64));
+    loop {
+        if w != 0 {
+            return Some(wi * 64 + w.trailing_zeros() as usize);
+        }
+        wi += 1;
+        w = *live.get(wi)?;
     }
 }
 

@@ -197,6 +197,49 @@ pub struct UnionPlan {
     pub groups: Vec<(u32, Vec<u32>)>,
     pub words: usize,
     pub global: Option<Arc<GlobalFilter>>,
+    /// The phase's gates (by entry index) the rule loop visits whatever the
+    /// unions say: every rule but the markers and the rules of `groups`.
+    pub live: Vec<u64>,
+    /// Per group of `groups` (same order), the gate of each slot's rule in
+    /// this phase (`NO_GATE`: the slot's rule is in another phase).
+    pub slot_gates: Vec<Vec<u32>>,
+}
+
+/// A group slot whose rule is in another phase (`UnionPlan::slot_gates`).
+pub const NO_GATE: u32 = u32::MAX;
+
+impl UnionPlan {
+    /// Fill `live` and `slot_gates` from the phase's gates (built from the
+    /// same entries after the plan).
+    pub fn index_gates(&mut self, gates: &[crate::rules::Gate]) {
+        use crate::rules::Gate;
+        let group_index: HashMap<u32, usize> = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(k, (gid, _))| (*gid, k))
+            .collect();
+        self.live = vec![0; gates.len().div_ceil(64)];
+        self.slot_gates = vec![Vec::new(); self.groups.len()];
+        for (i, g) in gates.iter().enumerate() {
+            if g.flags & Gate::MARKER != 0 {
+                continue;
+            }
+            let k = (g.gid != Gate::NO_GROUP)
+                .then(|| group_index.get(&g.gid))
+                .flatten();
+            match k.and_then(|&k| self.slot_gates.get_mut(k)) {
+                Some(sg) => {
+                    let slot = g.slot as usize;
+                    if sg.len() <= slot {
+                        sg.resize(slot + 1, NO_GATE);
+                    }
+                    sg[slot] = i as u32;
+                }
+                None => self.live[i / 64] |= 1 << (i % 64),
+            }
+        }
+    }
 }
 
 /// The part of a merged scan a target's groups read.

@@ -219,6 +219,9 @@ pub struct TCache {
     answer_words: usize,
     /// The phase's union pass ran.
     unions_done: bool,
+    /// Once it ran: the phase's gates (by entry index) the rule loop visits
+    /// (see `UnionPlan::live`); a rule the unions rule out has no bit.
+    pub live: Vec<u64>,
     pub hits: u64,
     /// The allocation rule item lists reuse (always empty between uses; see `recycle`).
     pub item_buf: Vec<Item<'static>>,

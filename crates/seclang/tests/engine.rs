@@ -547,6 +547,38 @@ SecRule TX:missing "@rx ^$" "id:3,phase:1,pass,log"
     assert_eq!(tx.tx_var("got"), None);
 }
 
+/// The rule loop visits only the rules the phase's union pass leaves in,
+/// yet `skip:N` still counts the rules it leaves out, and a `skipAfter`
+/// lands where it names.
+#[test]
+fn skips_count_rules_the_union_pass_rules_out() {
+    let conf = r#"
+SecRule REQUEST_URI "@contains skip" "id:1,phase:2,pass,nolog,skip:2"
+SecRule ARGS "@rx zzqqxx" "id:2,phase:2,deny,log,status:401"
+SecRule ARGS "@rx yyqqxx" "id:3,phase:2,deny,log,status:402"
+SecRule REQUEST_URI "@contains jump" "id:4,phase:2,pass,nolog,skipAfter:AFTER"
+SecRule ARGS "@rx wwqqxx" "id:5,phase:2,deny,log,status:405"
+SecMarker AFTER
+SecRule ARGS "@rx vvqqxx" "id:6,phase:2,deny,log,status:406"
+SecRule REQUEST_URI "@rx ." "id:7,phase:2,deny,log,status:403"
+"#;
+    let status = |uri: &str| go(conf, uri, &[], b"").1.map(|i| i.status);
+    assert_eq!(status("/skip?a=b"), Some(403));
+    assert_eq!(
+        status("/skip?a=zzqqxx"),
+        Some(403),
+        "skip:2 passes rules 2 and 3"
+    );
+    assert_eq!(status("/x?a=yyqqxx"), Some(402));
+    assert_eq!(
+        status("/jump?a=wwqqxx"),
+        Some(403),
+        "skipAfter passes rule 5"
+    );
+    assert_eq!(status("/jump?a=vvqqxx"), Some(406));
+    assert_eq!(status("/x?a=wwqqxx"), Some(405));
+}
+
 /// Rules decided at load time keep their place for `skip:N` (which counts
 /// rules) and for a `skipAfter` that names one by id.
 #[test]
