@@ -322,6 +322,19 @@ impl Collection {
         }
     }
 
+    /// The index of `name`'s entry in this collection's own entries (for a
+    /// base: what [`Collection::untouched`] takes).
+    pub fn index_of(&self, name: &Name) -> Option<u32> {
+        self.own(&Key::named(name)).map(|i| i as u32)
+    }
+
+    /// Whether this is a layer that has neither replaced nor removed base
+    /// entry `base_index`: reading it gives the base's value.
+    #[inline]
+    pub fn untouched(&self, base_index: u32) -> bool {
+        self.base.is_some() && self.over_of(base_index as usize) == KEPT
+    }
+
     /// The shared layer underneath, when there is one.
     pub fn base(&self) -> Option<&Arc<Collection>> {
         self.base.as_ref()

@@ -1033,6 +1033,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
                 String::new()
             },
             folded: Default::default(),
+            clean: None,
             idx: 0,
             reads_matched_vars: starter && reads_matched_vars,
             plain: false,
@@ -1108,6 +1109,7 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         tag_text: Vec::new(),
         msg_text: String::new(),
         folded: Default::default(),
+        clean: None,
         reads_matched_vars: false,
         idx: 0,
         plain: false,

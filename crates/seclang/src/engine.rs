@@ -7,7 +7,7 @@
 use crate::actions::{
     AllowScope, Ctl, Disruptive, IdRange, NonDisruptive, RulePattern, SetVarOp, TargetName,
 };
-use crate::fold::Folded;
+use crate::fold::{CleanOutcome, Folded};
 use crate::memory::{keep_answer, recall_answer, OP_ANSWERS, STEP_ANSWERS};
 use crate::ops::{Expander, Operator};
 use crate::rules::{Entry, Gate, Op, Rule};
@@ -483,6 +483,14 @@ impl Engine<'_> {
 
     pub(crate) fn run_chain(&mut self, starter: &Rule) -> Outcome {
         self.st.cur_rule = Some(starter.idx);
+        if let Some(c) = starter.clean.as_deref() {
+            if c.reads.iter().all(|&b| self.st.tx.untouched(b))
+                && (self.rt.removed_targets.is_empty()
+                    || !self.targets_removed(starter.idx, starter))
+            {
+                return self.run_clean(starter, &c.outcome);
+            }
+        }
         let mut cur = starter;
         let mut logged = false;
         loop {
@@ -547,6 +555,45 @@ impl Engine<'_> {
                 None => return Outcome::Match,
             }
         }
+    }
+
+    /// [`Engine::run_chain`] for a rule whose TX members are untouched: its
+    /// outcome is the one worked out at load time (`fold::Clean`), and its
+    /// setvars, known to change nothing, are not run.
+    #[inline(never)]
+    fn run_clean(&mut self, starter: &Rule, outcome: &CleanOutcome) -> Outcome {
+        self.stats.rules_evaluated += 1;
+        let n = match outcome {
+            CleanOutcome::NoMatch => return Outcome::NoMatch,
+            CleanOutcome::Hits(h) => h.len(),
+            CleanOutcome::Always => 1,
+        };
+        for i in 0..n {
+            let st = &mut *self.st;
+            st.matched_var_name.clear();
+            st.matched_var.clear();
+            match outcome.hit(i) {
+                Some(h) => {
+                    st.matched_var_name.push_str(&h.name);
+                    st.matched_var.extend_from_slice(&h.value);
+                }
+                None => {
+                    // v2 runs SecAction as `SecRule REQUEST_URI "@unconditionalMatch"`.
+                    st.matched_var_name.push_str("REQUEST_URI");
+                    st.matched_var.extend_from_slice(&st.uri);
+                }
+            }
+            if starter.reads_matched_vars {
+                st.matched_vars.push(&st.matched_var_name, &st.matched_var);
+            }
+            if i == 0 {
+                self.log(starter);
+            }
+            if self.disrupt(starter) {
+                return Outcome::Stop;
+            }
+        }
+        Outcome::Match
     }
 
     /// Evaluate one rule or link against its targets without changing state.
@@ -1033,7 +1080,7 @@ impl Engine<'_> {
     }
 
     #[inline(never)]
-    fn non_disruptive(&mut self, a: &NonDisruptive) {
+    pub(crate) fn non_disruptive(&mut self, a: &NonDisruptive) {
         match a {
             NonDisruptive::SetVar(sv) => {
                 let [mut kbuf, mut vbuf] = std::mem::take(&mut self.rt.scratch);

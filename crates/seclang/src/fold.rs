@@ -26,7 +26,7 @@
 //! `ctl:ruleRemoveTarget*` is in force, so exclusions keep working.
 
 use crate::actions::{Ctl, Disruptive, NonDisruptive, SetVarOp};
-use crate::collections::Collection;
+use crate::collections::{Collection, Name};
 use crate::engine::{Engine, Hit, Outcome, Runtime, Stats};
 use crate::macros::MacroStr;
 use crate::rules::{Config, Entry, Op, Rule};
@@ -48,6 +48,44 @@ pub enum Folded {
     /// Its condition (a chain's: its first link's) is constant: these are
     /// its (first link's) matches.
     Hits(Vec<Hit>),
+}
+
+/// What a rule does while every TX member it reads (and every one its
+/// setvars write) is as every transaction starts with it: its outcome was
+/// worked out against that TX when the rules were loaded.
+///
+/// CRS sums its anomaly scores in rules that read only TX: the scores a
+/// matching attack rule raises, the paranoia levels and thresholds. They
+/// cannot be folded (an attack changes the scores), yet on a request no
+/// rule matched the scores are still the starting zeros and the sums add
+/// zero to zero. Such a rule is decided by looking at whether its members
+/// were touched (`Collection::untouched`) instead of evaluating it.
+#[derive(Debug)]
+pub struct Clean {
+    /// Indexes in the starting TX (`RuleSet::tx_init`) of the members.
+    pub reads: Box<[u32]>,
+    pub outcome: CleanOutcome,
+}
+
+#[derive(Debug)]
+pub enum CleanOutcome {
+    /// It does not match.
+    NoMatch,
+    /// These are its matches; its setvars leave the members as they are.
+    Hits(Vec<Hit>),
+    /// A SecAction whose setvars leave the members as they are (its match
+    /// is REQUEST_URI, request data, taken when it runs).
+    Always,
+}
+
+impl CleanOutcome {
+    /// Match `i` of `Hits`.
+    pub(crate) fn hit(&self, i: usize) -> Option<&Hit> {
+        match self {
+            CleanOutcome::Hits(h) => h.get(i),
+            _ => None,
+        }
+    }
 }
 
 /// A set of TX keys: exact (lower-cased), by prefix (a macro key counted
@@ -343,6 +381,101 @@ impl Evaluator {
             .then(|| self.hits(r, phase))
     }
 
+    /// The rule's [`Clean`] outcome, when its condition reads only TX
+    /// members the starting TX (this evaluator's, once folding is done)
+    /// has, and so do its setvars when it matches.
+    fn clean(&mut self, r: &Rule, phase: u8) -> Option<Clean> {
+        // A rule folded to its matches has no condition left to read.
+        let folded = match &r.folded {
+            Folded::No => None,
+            Folded::Hits(h) => Some(h.clone()),
+            Folded::Jump => return None,
+        };
+        let base = &self.st.tx;
+        let member = |t: &crate::variables::Target| match (t.var, &t.sel) {
+            (Var::Tx, Selector::Key(k)) if !t.negated => base.index_of(k),
+            _ => None,
+        };
+        // The first link's condition.
+        let mut reads = Vec::new();
+        for t in r.targets.iter().filter(|_| folded.is_none()) {
+            reads.push(member(t)?);
+        }
+        if let (Op::Real { arg, .. }, None) = (&r.op, &folded) {
+            if r.targets.is_empty() {
+                return None;
+            }
+            for t in MacroStr::parse(arg).refs() {
+                reads.push(member(t)?);
+            }
+        }
+        // Its setvars, for a match without effect: literal TX keys the
+        // starting TX has (the value a setvar writes is the one it finds
+        // only while its key is untouched), values computed from such.
+        let mut effects: Option<(Vec<u32>, Vec<&Name>)> =
+            (r.chain.is_none() && !r.capture).then(|| (Vec::new(), Vec::new()));
+        for a in &r.nd {
+            let Some((er, writes)) = effects.as_mut() else {
+                break;
+            };
+            let known = match a {
+                NonDisruptive::SetVar(sv) => {
+                    let value = match &sv.op {
+                        SetVarOp::Set(v) | SetVarOp::Add(v) | SetVarOp::Sub(v) => Some(v),
+                        SetVarOp::Delete => None,
+                    };
+                    let value_ok = value
+                        .is_none_or(|v| v.refs().all(|t| member(t).map(|i| er.push(i)).is_some()));
+                    match (&sv.name, sv.coll) {
+                        (Some(k), Var::Tx) if value_ok => {
+                            writes.push(k);
+                            base.index_of(k).map(|i| er.push(i)).is_some()
+                        }
+                        _ => false,
+                    }
+                }
+                NonDisruptive::InitCol | NonDisruptive::Ctl(Ctl::Ignored) => true,
+                NonDisruptive::Ctl(_) | NonDisruptive::SetEnv(..) => false,
+            };
+            if !known {
+                effects = None;
+            }
+        }
+        let outcome = if let Some(h) = folded {
+            CleanOutcome::Hits(h)
+        } else if matches!(r.op, Op::Always) {
+            CleanOutcome::Always
+        } else {
+            match self.hits(r, phase) {
+                h if h.is_empty() => CleanOutcome::NoMatch,
+                h => CleanOutcome::Hits(h),
+            }
+        };
+        if !matches!(outcome, CleanOutcome::NoMatch) {
+            let (er, writes) = effects?;
+            // The setvars, run on the starting TX, must leave it as it is.
+            let saved = self.st.tx.clone();
+            self.set_rule(r);
+            for a in &r.nd {
+                self.engine().non_disruptive(a);
+            }
+            let unchanged = writes
+                .iter()
+                .all(|k| self.st.tx.get_named(k) == saved.get_named(k));
+            self.st.tx = saved;
+            if !unchanged {
+                return None;
+            }
+            reads.extend(er);
+        }
+        reads.sort_unstable();
+        reads.dedup();
+        Some(Clean {
+            reads: reads.into(),
+            outcome,
+        })
+    }
+
     fn hits(&mut self, r: &Rule, phase: u8) -> Vec<Hit> {
         self.rt.phase = phase;
         self.cache.clear();
@@ -518,6 +651,15 @@ pub(crate) fn fold(phases: &mut [Vec<Entry>; 5], cfg: &Config) -> Collection {
         *entries = out;
         if phase == 1 {
             prefix = false;
+        }
+    }
+    // What a transaction starts with is now known: the rules kept can be
+    // decided against it while their members stay untouched.
+    for (pi, entries) in phases.iter_mut().enumerate() {
+        for e in entries.iter_mut() {
+            if let Entry::Rule(r) = e {
+                r.clean = ev.clean(r, pi as u8 + 1).map(Box::new);
+            }
         }
     }
     ev.st.tx

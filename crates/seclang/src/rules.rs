@@ -116,6 +116,9 @@ pub struct Rule {
     pub idx: u32,
     /// Load-time evaluation result (see `fold`).
     pub folded: crate::fold::Folded,
+    /// The outcome while the TX members it reads are as every transaction
+    /// starts with them (see `fold::Clean`).
+    pub clean: Option<Box<crate::fold::Clean>>,
     /// For a chain starter: some link reads MATCHED_VARS(_NAMES), as a
     /// target or in a macro. The list lives for one rule only, so a rule
     /// that never reads it need not fill it on every match.
@@ -134,8 +137,6 @@ impl Rule {
         std::iter::successors(Some(self), |r| r.chain.as_deref())
     }
 
-    /// Set `plain` on the rule and its links, once their prefilters and
-    /// groups are decided.
     /// The one TX member the link reads, when that is all it reads
     /// (`TX:name`, not counted).
     #[inline]
@@ -151,6 +152,8 @@ impl Rule {
         }
     }
 
+    /// Set `plain` on the rule and its links, once their prefilters and
+    /// groups are decided.
     pub fn set_plain(&mut self) {
         let mut link = Some(self);
         while let Some(r) = link {

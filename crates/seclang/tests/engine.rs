@@ -579,6 +579,44 @@ SecRule REQUEST_URI "@rx ." "id:7,phase:2,deny,log,status:403"
     assert_eq!(status("/x?a=wwqqxx"), Some(405));
 }
 
+/// Score sums read TX members an attack raises: while no rule touched them
+/// they are decided by their starting values, without evaluation, and as
+/// soon as one is raised they run as written.
+#[test]
+fn untouched_scores_decide_their_rules() {
+    let conf = |threshold: u32| {
+        format!(
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.score_pl1=0,setvar:tx.blocking=0,setvar:tx.threshold={threshold},setvar:tx.pl=1"
+SecRule ARGS "@rx attack" "id:10,phase:2,pass,log,setvar:tx.score_pl1=+5"
+SecRule TX:pl "@ge 1" "id:20,phase:2,pass,nolog,setvar:tx.blocking=+%{{tx.score_pl1}}"
+SecRule TX:blocking "@ge %{{tx.threshold}}" "id:30,phase:2,deny,log,status:403"
+"#
+        )
+    };
+    let strict = conf(5);
+    let (tx, iv) = go(&strict, "/?a=ok", &[], b"");
+    assert!(iv.is_none());
+    assert_eq!(tx.tx_var("blocking").as_deref(), Some("0"));
+    assert_eq!(tx.stats().operator_calls, 0, "{:?}", tx.stats());
+    let (tx, iv) = go(&strict, "/?a=attack", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403));
+    assert_eq!(ids(&tx), vec![10, 30]);
+    assert_eq!(tx.tx_var("blocking").as_deref(), Some("5"));
+
+    // Matching on the starting values: the decided match still denies.
+    let open = conf(0);
+    let (tx, iv) = go(&open, "/?a=ok", &[], b"");
+    assert_eq!(iv.map(|i| i.status), Some(403));
+    assert_eq!(ids(&tx), vec![30]);
+    // A runtime exclusion of the rule's target is honoured.
+    let excluded = format!(
+        "{open}\nSecAction \"id:2,phase:1,pass,nolog,ctl:ruleRemoveTargetById=30;TX:blocking\"\n"
+    );
+    let (tx, iv) = go(&excluded, "/?a=ok", &[], b"");
+    assert!(iv.is_none(), "{:?}", ids(&tx));
+}
+
 /// Rules decided at load time keep their place for `skip:N` (which counts
 /// rules) and for a `skipAfter` that names one by id.
 #[test]
