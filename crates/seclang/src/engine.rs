@@ -488,7 +488,7 @@ impl Engine<'_> {
                 && (self.rt.removed_targets.is_empty()
                     || !self.targets_removed(starter.idx, starter))
             {
-                return self.run_clean(starter, &c.outcome);
+                return self.run_clean(starter, c);
             }
         }
         let mut cur = starter;
@@ -559,9 +559,11 @@ impl Engine<'_> {
 
     /// [`Engine::run_chain`] for a rule whose TX members are untouched: its
     /// outcome is the one worked out at load time (`fold::Clean`), and its
-    /// setvars, known to change nothing, are not run.
+    /// setvars are not run: they change nothing, or they leave the values
+    /// `Clean::sets` holds, written on the match.
     #[inline(never)]
-    fn run_clean(&mut self, starter: &Rule, outcome: &CleanOutcome) -> Outcome {
+    fn run_clean(&mut self, starter: &Rule, clean: &crate::fold::Clean) -> Outcome {
+        let outcome = &clean.outcome;
         self.stats.rules_evaluated += 1;
         let n = match outcome {
             CleanOutcome::NoMatch => return Outcome::NoMatch,
@@ -585,6 +587,10 @@ impl Engine<'_> {
             }
             if starter.reads_matched_vars {
                 st.matched_vars.push(&st.matched_var_name, &st.matched_var);
+            }
+            // (`sets` is empty unless the rule matches once.)
+            for (k, v) in &clean.sets {
+                st.tx.assign_named(k, v);
             }
             if i == 0 {
                 self.log(starter);

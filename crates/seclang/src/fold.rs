@@ -65,16 +65,20 @@ pub struct Clean {
     /// Indexes in the starting TX (`RuleSet::tx_init`) of the members.
     pub reads: Box<[u32]>,
     pub outcome: CleanOutcome,
+    /// What its setvars leave in TX when it matches, when that is not what
+    /// the starting TX holds (CRS 980099 sums the scores into keys of its
+    /// own): written as these values instead of running them.
+    pub sets: Vec<(Name, Vec<u8>)>,
 }
 
 #[derive(Debug)]
 pub enum CleanOutcome {
     /// It does not match.
     NoMatch,
-    /// These are its matches; its setvars leave the members as they are.
+    /// These are its matches.
     Hits(Vec<Hit>),
-    /// A SecAction whose setvars leave the members as they are (its match
-    /// is REQUEST_URI, request data, taken when it runs).
+    /// A SecAction (its match is REQUEST_URI, request data, taken when it
+    /// runs).
     Always,
 }
 
@@ -409,11 +413,15 @@ impl Evaluator {
                 reads.push(member(t)?);
             }
         }
-        // Its setvars, for a match without effect: literal TX keys the
-        // starting TX has (the value a setvar writes is the one it finds
-        // only while its key is untouched), values computed from such.
+        // Its setvars, for a match: literal TX keys, values computed from
+        // members of the starting TX. A key the starting TX has is read too
+        // (the value a setvar writes is the one it finds only while its key
+        // is untouched); a key it lacks must be set before it is added to
+        // (`blocking_anomaly_score=%{..}`, then `=+%{..}`), so that what
+        // it held before does not matter.
         let mut effects: Option<(Vec<u32>, Vec<&Name>)> =
             (r.chain.is_none() && !r.capture).then(|| (Vec::new(), Vec::new()));
+        let mut deletes = false;
         for a in &r.nd {
             let Some((er, writes)) = effects.as_mut() else {
                 break;
@@ -424,12 +432,20 @@ impl Evaluator {
                         SetVarOp::Set(v) | SetVarOp::Add(v) | SetVarOp::Sub(v) => Some(v),
                         SetVarOp::Delete => None,
                     };
+                    deletes |= value.is_none();
                     let value_ok = value
                         .is_none_or(|v| v.refs().all(|t| member(t).map(|i| er.push(i)).is_some()));
                     match (&sv.name, sv.coll) {
                         (Some(k), Var::Tx) if value_ok => {
+                            let set_before = writes.contains(&k);
                             writes.push(k);
-                            base.index_of(k).map(|i| er.push(i)).is_some()
+                            match base.index_of(k) {
+                                Some(i) => {
+                                    er.push(i);
+                                    true
+                                }
+                                None => set_before || matches!(sv.op, SetVarOp::Set(_)),
+                            }
                         }
                         _ => false,
                     }
@@ -451,19 +467,38 @@ impl Evaluator {
                 h => CleanOutcome::Hits(h),
             }
         };
+        let mut sets = Vec::new();
         if !matches!(outcome, CleanOutcome::NoMatch) {
             let (er, writes) = effects?;
-            // The setvars, run on the starting TX, must leave it as it is.
+            // The setvars, run on the starting TX: what they change is
+            // written as the values they leave, once per request; so only
+            // for a rule that matches once, and not for a removal.
             let saved = self.st.tx.clone();
             self.set_rule(r);
             for a in &r.nd {
                 self.engine().non_disruptive(a);
             }
-            let unchanged = writes
-                .iter()
-                .all(|k| self.st.tx.get_named(k) == saved.get_named(k));
+            let mut removes = false;
+            for k in writes {
+                match (self.st.tx.get_named(k), saved.get_named(k)) {
+                    (after, before) if after == before => {}
+                    (Some(v), _) => {
+                        if !sets.iter().any(|(n, _)| n == k) {
+                            sets.push((k.clone(), v.to_vec()));
+                        }
+                    }
+                    (None, _) => removes = true,
+                }
+            }
             self.st.tx = saved;
-            if !unchanged {
+            if removes {
+                return None;
+            }
+            let once = match &outcome {
+                CleanOutcome::Hits(h) => h.len() == 1,
+                _ => true,
+            };
+            if !sets.is_empty() && (deletes || !once) {
                 return None;
             }
             reads.extend(er);
@@ -473,6 +508,7 @@ impl Evaluator {
         Some(Clean {
             reads: reads.into(),
             outcome,
+            sets,
         })
     }
 

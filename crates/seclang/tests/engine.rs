@@ -609,6 +609,32 @@ SecRule TX:blocking "@ge %{{tx.threshold}}" "id:30,phase:2,deny,log,status:403"
     let (tx, iv) = go(&open, "/?a=ok", &[], b"");
     assert_eq!(iv.map(|i| i.status), Some(403));
     assert_eq!(ids(&tx), vec![30]);
+    // Sums into keys the starting TX lacks (CRS 980099): the values they
+    // leave, whatever those keys held; an addition to such a key still
+    // adds to what it holds.
+    let sums = format!(
+        r#"{}
+SecRule REQUEST_HEADERS:X-T "@rx (\d+)" "id:3,phase:1,pass,nolog,capture,setvar:tx.total=%{{tx.1}},setvar:tx.acc=%{{tx.1}}"
+SecAction "id:40,phase:2,pass,nolog,setvar:tx.total=%{{tx.blocking}},setvar:tx.total=+%{{tx.score_pl1}}"
+SecAction "id:42,phase:2,pass,nolog,setvar:tx.acc=+1"
+SecRule TX:total "@ge 1" "id:41,phase:2,pass,log"
+"#,
+        conf(100)
+    );
+    for (uri, headers, total, acc) in [
+        ("/?a=ok", &[][..], "0", "1"),
+        ("/?a=ok", &[("X-T", "7")][..], "0", "8"),
+        ("/?a=attack", &[("X-T", "7")][..], "10", "8"),
+    ] {
+        let (tx, _) = go(&sums, uri, headers, b"");
+        assert_eq!(
+            tx.tx_var("total").as_deref(),
+            Some(total),
+            "{uri} {headers:?}"
+        );
+        assert_eq!(tx.tx_var("acc").as_deref(), Some(acc), "{uri} {headers:?}");
+        assert_eq!(ids(&tx).contains(&41), total != "0");
+    }
     // A runtime exclusion of the rule's target is honoured.
     let excluded = format!(
         "{open}\nSecAction \"id:2,phase:1,pass,nolog,ctl:ruleRemoveTargetById=30;TX:blocking\"\n"
