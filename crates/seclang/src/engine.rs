@@ -240,9 +240,7 @@ impl Engine<'_> {
         // next; a rule they rule out is not visited. (It reads only request
         // data, which the phase's rules do not change: run here or at the
         // first rule that asks, it finds the same.)
-        if rs.plans.get(pi).is_some_and(|p| !p.targets.is_empty()) && !self.cache.unions_done() {
-            self.compute_unions();
-        }
+        self.compute_unions();
         let live = std::mem::take(&mut self.cache.live);
         let out = self.walk_gates(
             entries,

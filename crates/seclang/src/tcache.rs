@@ -130,6 +130,23 @@ impl BufSet {
     }
 }
 
+/// OR each group's bits of a merged scan into the group's words of `accs`
+/// (`scan` starts at the scan's word `lo`). A group whose bits are not in
+/// it (a plan without its merge data) gets "may match".
+fn or_group_bits(accs: &mut [u64], pgs: &[PlanGroup], scan: &[u64], lo: usize) {
+    for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX) {
+        let (off, words) = (pg.acc as usize, pg.words as usize);
+        let from = (pg.gword as usize).saturating_sub(lo);
+        let Some(acc) = accs.get_mut(off..off + words) else {
+            continue;
+        };
+        match scan.get(from..from + words) {
+            Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
+            None => acc.fill(u64::MAX),
+        }
+    }
+}
+
 /// OR `words` (non-zero words by index, see `prefilter::Contribution`) into `accs`.
 fn or_words(accs: &mut [u64], words: &[(u32, u64)]) {
     for &(i, w) in words {
@@ -538,18 +555,7 @@ impl TCache {
             self.chain_bits(it, m, pgs, tm, groups, accs);
         }
         if merged.is_empty() || found {
-            for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX) {
-                let (off, words) = (pg.acc as usize, pg.words as usize);
-                let from = (pg.gword as usize).saturating_sub(lo);
-                let Some(acc) = accs.get_mut(off..off + words) else {
-                    continue;
-                };
-                match merged.get(from..from + words) {
-                    Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
-                    // Not in the span (a plan without its merge data): "may match".
-                    None => acc.fill(u64::MAX),
-                }
-            }
+            or_group_bits(accs, pgs, &merged, lo);
         }
         self.merged_buf = merged;
         if dedup {
@@ -573,17 +579,13 @@ impl TCache {
         let mut out = std::mem::take(&mut self.contrib_buf);
         out.clear();
         out.resize(accs_len, 0);
-        for pg in pgs.iter().filter(|pg| pg.gword != u32::MAX && !m.zero) {
-            let (off, words) = (pg.acc as usize, pg.words as usize);
-            let from = m.goff + pg.gword as usize;
-            let Some(acc) = out.get_mut(off..off + words) else {
-                continue;
-            };
-            match self.bits.get(from..from + words) {
-                Some(src) => acc.iter_mut().zip(src).for_each(|(a, b)| *a |= b),
-                // Not in the scan (as in `union_target`): "may match".
-                None => acc.fill(u64::MAX),
-            }
+        if !m.zero {
+            or_group_bits(
+                &mut out,
+                pgs,
+                self.bits.get(m.goff..).unwrap_or_default(),
+                0,
+            );
         }
         self.chain_bits(it, m, pgs, tm, groups, &mut out);
         let mut words = Vec::new();
