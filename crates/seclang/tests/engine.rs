@@ -1675,3 +1675,20 @@ SecRule ARGS "@rx attack" "id:5,phase:1,pass,nolog,t:none,t:htmlEntityDecode,set
         },
     );
 }
+
+/// MATCHED_VAR holds each match's value in turn in one buffer: a
+/// transformation of an earlier value of the same length is not reused.
+#[test]
+fn matched_var_transforms_follow_each_match() {
+    let conf = r#"
+SecRule ARGS:a "@rx ." "id:1,phase:1,pass,nolog"
+SecRule MATCHED_VAR "@rx ^ABC$" "id:2,phase:1,pass,log,t:uppercase"
+SecRule ARGS:b "@rx ." "id:3,phase:1,pass,nolog"
+SecRule MATCHED_VAR "@rx ^ABC$" "id:4,phase:1,pass,log,t:uppercase"
+SecRule MATCHED_VAR_NAME "@rx ^ARGS:A$" "id:5,phase:1,pass,log,t:uppercase"
+"#;
+    let (tx, _) = go(conf, "/?a=abc&b=xyz", &[], b"");
+    assert_eq!(ids(&tx), vec![2]);
+    let (tx, _) = go(conf, "/?b=abc&a=xyz", &[], b"");
+    assert_eq!(ids(&tx), vec![4]);
+}

@@ -48,7 +48,8 @@ pub(super) fn generate<'a>(t: &Target, st: &'a TxState, out: &mut Vec<Item<'a>>)
             }
             scalar_owned(t.var, v, out)
         }
-        Var::ReqbodyProcessor => scalar(
+        // `ctl:requestBodyProcessor` replaces it during phase 1.
+        Var::ReqbodyProcessor => super::scalar_changing(
             t.var,
             st.reqbody_processor.as_deref().unwrap_or("").as_bytes(),
             out,

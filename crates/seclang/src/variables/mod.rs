@@ -579,6 +579,18 @@ pub(crate) fn scalar<'a>(var: Var, value: &'a [u8], out: &mut Vec<Item<'a>>) {
     });
 }
 
+/// A scalar item borrowed from a state buffer that rules change within a
+/// phase (MATCHED_VAR is rewritten in place by every match): not `stable`,
+/// so no cache keyed by the buffer's address answers for an older value.
+pub(crate) fn scalar_changing<'a>(var: Var, value: &'a [u8], out: &mut Vec<Item<'a>>) {
+    out.push(Item {
+        var,
+        key: Cow::Borrowed(&[]),
+        value: Cow::Borrowed(value),
+        stable: false,
+    });
+}
+
 /// A scalar item computed on the fly.
 pub(crate) fn scalar_owned(var: Var, value: Vec<u8>, out: &mut Vec<Item<'_>>) {
     out.push(Item {
