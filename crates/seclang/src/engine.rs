@@ -11,7 +11,7 @@ use crate::fold::{CleanOutcome, Folded};
 use crate::memory::{keep_answer, recall_answer, OP_ANSWERS, STEP_ANSWERS};
 use crate::ops::{Expander, Operator};
 use crate::rules::{Entry, Gate, Op, Rule};
-use crate::state::TxState;
+use crate::state::{MatchedName, TxState};
 use crate::tcache::{TCache, UnionAcc};
 use crate::variables::{self, Item, Var};
 use crate::{EngineMode, Intervention, MatchedRule, RuleSet};
@@ -128,10 +128,13 @@ const CONTRIB_GROUPS: usize = 4;
 
 pub(crate) const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
-/// One matched target, recorded while the state is borrowed.
+/// One matched target, recorded while the state is borrowed. Its
+/// MATCHED_VAR_NAME is kept as its parts and spelt out only when read
+/// (`state::MatchedName`): few rules read it, and writing `VAR:key` for
+/// every match cost more than the rest of recording it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Hit {
-    name: String,
+    name: MatchedName,
     value: Vec<u8>,
     caps: Vec<Vec<u8>>,
 }
@@ -161,7 +164,6 @@ impl Hits {
         }
         self.len += 1;
         let h = &mut self.list[self.len - 1];
-        h.name.clear();
         h.value.clear();
         h
     }
@@ -525,12 +527,13 @@ impl Engine<'_> {
                     self.st.captures_set = n;
                 }
                 // Into the buffers of the previous match (no allocation).
-                self.st.matched_var_name.clear();
-                self.st.matched_var_name.push_str(&h.name);
+                self.st.matched_var_name.clone_from(&h.name);
                 self.st.matched_var.clear();
                 self.st.matched_var.extend_from_slice(&h.value);
                 if starter.reads_matched_vars {
-                    self.st.matched_vars.push(&h.name, &h.value);
+                    self.st
+                        .matched_vars
+                        .push_with(|n| h.name.write(n), &h.value);
                 }
                 for a in &cur.nd {
                     self.non_disruptive(a);
@@ -570,21 +573,22 @@ impl Engine<'_> {
         };
         for i in 0..n {
             let st = &mut *self.st;
-            st.matched_var_name.clear();
             st.matched_var.clear();
             match outcome.hit(i) {
                 Some(h) => {
-                    st.matched_var_name.push_str(&h.name);
+                    st.matched_var_name.clone_from(&h.name);
                     st.matched_var.extend_from_slice(&h.value);
                 }
                 None => {
                     // v2 runs SecAction as `SecRule REQUEST_URI "@unconditionalMatch"`.
-                    st.matched_var_name.push_str("REQUEST_URI");
+                    st.matched_var_name.set_bare(Var::RequestUri);
                     st.matched_var.extend_from_slice(&st.uri);
                 }
             }
             if starter.reads_matched_vars {
-                st.matched_vars.push(&st.matched_var_name, &st.matched_var);
+                let name = &st.matched_var_name;
+                st.matched_vars
+                    .push_with(|n| name.write(n), &st.matched_var);
             }
             // (`sets` is empty unless the rule matches once.)
             for (k, v) in &clean.sets {
@@ -610,7 +614,7 @@ impl Engine<'_> {
             Op::Always => {
                 // v2 runs SecAction as `SecRule REQUEST_URI "@unconditionalMatch"`.
                 let h = hits.push();
-                h.name.push_str("REQUEST_URI");
+                h.name.set_bare(Var::RequestUri);
                 h.value.extend_from_slice(&st.uri);
                 h.caps.clear();
                 return hits;
@@ -920,7 +924,7 @@ impl Engine<'_> {
                 matched,
                 hits.len.checked_sub(1).and_then(|i| hits.list.get_mut(i)),
             ) {
-                write_hit_name(it, rule, &mut h.name);
+                set_hit_name(it, rule, &mut h.name);
                 // The entry's old capture list becomes the next scratch list.
                 std::mem::swap(&mut h.caps, &mut caps);
             }
@@ -1028,7 +1032,7 @@ impl Engine<'_> {
             file: m.file.to_string(),
             line: m.line,
             log: starter.log,
-            matched_var_name: st.matched_var_name.clone(),
+            matched_var_name: st.matched_var_name.text(),
         });
     }
 
@@ -1220,7 +1224,7 @@ fn plain_item(
     if matched {
         let h = hits.push();
         h.value.extend_from_slice(&v);
-        write_hit_name(it, rule, &mut h.name);
+        set_hit_name(it, rule, &mut h.name);
         if rule.capture {
             std::mem::swap(&mut h.caps, caps);
         }
@@ -1318,11 +1322,11 @@ fn push_count<'a>(t: &crate::variables::Target, st: &'a TxState, items: &mut Vec
 
 /// A hit's MATCHED_VAR_NAME: the variable's name for a scalar or a count,
 /// else `VAR:key`.
-fn write_hit_name(it: &Item<'_>, rule: &Rule, name: &mut String) {
-    if it.key.is_empty() && !it.var.is_collection() || is_count_item(it, rule) {
-        name.push_str(it.var.name());
+fn set_hit_name(it: &Item<'_>, rule: &Rule, name: &mut MatchedName) {
+    if !it.var.is_collection() || is_count_item(it, rule) {
+        name.set_bare(it.var);
     } else {
-        it.write_name(name);
+        name.set_keyed(it.var, &it.key);
     }
 }
 

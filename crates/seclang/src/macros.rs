@@ -213,7 +213,8 @@ mod tests {
         st.req_headers
             .push((b"Host".to_vec(), b"example.com".to_vec()));
         st.matched_var = b"mv".to_vec();
-        st.matched_var_name = "ARGS:q".into();
+        st.matched_var_name
+            .set_keyed(crate::variables::Var::Args, b"q");
         let cases = [
             ("+%{tx.critical_anomaly_score}", "+5"),
             ("%{TX.CRITICAL_ANOMALY_SCORE}", "5"),

@@ -3,6 +3,7 @@
 
 use crate::collections::Collection;
 use crate::rules::RuleMeta;
+use crate::variables::Var;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -194,7 +195,7 @@ pub struct TxState {
 
     // Matched variables of the rule being run.
     pub matched_var: Vec<u8>,
-    pub matched_var_name: String,
+    pub matched_var_name: MatchedName,
     pub matched_vars: MatchedVars,
     pub highest_severity: u8,
 
@@ -263,7 +264,7 @@ pub struct Spare {
     pub tx: Option<Collection>,
     pub matched_vars: MatchedVars,
     pub matched_var: Vec<u8>,
-    pub matched_var_name: String,
+    pub matched_var_name: MatchedName,
     /// The buffers `setvar` expands into (`engine::Runtime`).
     pub scratch: [Vec<u8>; 2],
 }
@@ -297,7 +298,7 @@ impl Spare {
         }
         if st.matched_var_name.capacity() <= 1024 {
             s.matched_var_name = std::mem::take(&mut st.matched_var_name);
-            s.matched_var_name.clear();
+            s.matched_var_name = MatchedName::emptied(s.matched_var_name);
         }
         s
     }
@@ -322,6 +323,73 @@ pub fn fill_pairs<'s>(dst: &mut Pairs, src: impl Iterator<Item = (&'s [u8], &'s 
     dst.truncate(n);
 }
 
+/// A MATCHED_VAR_NAME as its parts: the variable, and the member key when
+/// the name carries one (`ARGS:q`). Spelt out (`write`, `text`) only when
+/// something reads it; most matches are never named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchedName {
+    /// `None`: nothing matched yet (the name is empty).
+    var: Option<Var>,
+    /// Written after the variable's name and a colon.
+    keyed: bool,
+    key: Vec<u8>,
+}
+
+impl MatchedName {
+    /// The variable's name alone (a scalar, a count, SecAction's REQUEST_URI).
+    pub fn set_bare(&mut self, var: Var) {
+        self.var = Some(var);
+        self.keyed = false;
+    }
+
+    /// `VAR:key`.
+    pub fn set_keyed(&mut self, var: Var, key: &[u8]) {
+        self.var = Some(var);
+        self.keyed = true;
+        self.key.clear();
+        self.key.extend_from_slice(key);
+    }
+
+    /// The same name, into this one's buffer.
+    pub fn clone_from(&mut self, other: &MatchedName) {
+        self.var = other.var;
+        self.keyed = other.keyed;
+        self.key.clear();
+        if other.keyed {
+            self.key.extend_from_slice(&other.key);
+        }
+    }
+
+    /// The name as ModSecurity reports it, appended to `out`.
+    pub fn write(&self, out: &mut String) {
+        let Some(var) = self.var else {
+            return;
+        };
+        out.push_str(var.name());
+        if self.keyed {
+            out.push(':');
+            crate::variables::escape_name(&self.key, out);
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.key.capacity()
+    }
+
+    /// Nothing matched, keeping the key buffer.
+    pub fn emptied(mut self) -> MatchedName {
+        self.var = None;
+        self.keyed = false;
+        self.key.clear();
+        self
+    }
+}
 /// MATCHED_VARS of the rule being run. Cleared after every rule, so the
 /// entries keep their buffers for the next rule's matches instead of being
 /// freed and allocated again.
@@ -336,15 +404,20 @@ impl MatchedVars {
         self.len = 0;
     }
 
-    pub fn push(&mut self, name: &str, value: &[u8]) {
+    /// Add a match, its name written by `name` into the entry's buffer.
+    pub fn push_with(&mut self, name: impl FnOnce(&mut String), value: &[u8]) {
         match self.list.get_mut(self.len) {
             Some((n, v)) => {
                 n.clear();
-                n.push_str(name);
+                name(n);
                 v.clear();
                 v.extend_from_slice(value);
             }
-            None => self.list.push((name.to_string(), value.to_vec())),
+            None => {
+                let mut n = String::new();
+                name(&mut n);
+                self.list.push((n, value.to_vec()));
+            }
         }
         self.len += 1;
     }

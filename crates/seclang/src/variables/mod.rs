@@ -381,18 +381,6 @@ pub struct Item<'a> {
     pub stable: bool,
 }
 
-impl Item<'_> {
-    /// The name ModSecurity reports (`ARGS:foo`, `REQUEST_URI`), appended
-    /// to `out`.
-    pub fn write_name(&self, out: &mut String) {
-        out.push_str(self.var.name());
-        if self.var.is_collection() {
-            out.push(':');
-            escape_name(&self.key, out);
-        }
-    }
-}
-
 /// Printable ASCII as is, anything else as `\xHH` (v2's `log_escape_nq`).
 pub fn escape_name(b: &[u8], out: &mut String) {
     // Nearly every name is printable ASCII: copied whole.
@@ -753,26 +741,26 @@ mod tests {
     }
 
     #[test]
-    fn item_names() {
-        let name = |i: &Item<'_>| {
+    fn matched_names() {
+        let name = |n: &crate::state::MatchedName| {
             // Appended: what the buffer held before stays.
             let mut s = String::from(">");
-            i.write_name(&mut s);
+            n.write(&mut s);
             s
         };
-        let i = Item {
-            var: Var::Args,
-            key: Cow::Borrowed(b"a\x01\"b"),
-            value: Cow::Borrowed(b""),
-            stable: true,
-        };
-        assert_eq!(name(&i), ">ARGS:a\\x01\"b");
-        let i = Item {
-            var: Var::RequestUri,
-            key: Cow::Borrowed(b""),
-            value: Cow::Borrowed(b""),
-            stable: true,
-        };
-        assert_eq!(name(&i), ">REQUEST_URI");
+        let mut n = crate::state::MatchedName::default();
+        assert_eq!(name(&n), ">");
+        n.set_keyed(Var::Args, b"a\x01\"b");
+        assert_eq!(name(&n), ">ARGS:a\\x01\"b");
+        n.set_bare(Var::RequestUri);
+        assert_eq!(name(&n), ">REQUEST_URI");
+        let mut m = crate::state::MatchedName::default();
+        m.set_keyed(Var::RequestHeaders, b"Host");
+        n.clone_from(&m);
+        assert_eq!(
+            (n.text(), n == m),
+            ("REQUEST_HEADERS:Host".to_string(), true)
+        );
+        assert_eq!(n.emptied().text(), "");
     }
 }
