@@ -776,6 +776,7 @@ impl Loader<'_> {
                 r.set_plain();
             }
         }
+        mark_private_chains(&mut phases);
         // Last: the gates copy what the steps above decided.
         let gates = phases.each_ref().map(|p| crate::rules::gates(p));
         for (plan, g) in plans.iter_mut().zip(&gates) {
@@ -912,6 +913,109 @@ fn merge_into(a: &mut Actions, new: &Actions) {
 }
 
 /// The final transformation list: the phase default's steps, then the rule's.
+/// Set `Rule::private_chain` on the links that are the only readers of
+/// their values through any prefix of their transformation chain: no other
+/// link, and no other target of the same link, reads a variable whose
+/// values can share a buffer with theirs through the same prefix (prefix
+/// ids are per distinct prefix). Rules a load-time jump always passes over
+/// do not count (CRS's rules above the paranoia level: 920451 shares
+/// 920450's header names and `t:lowercase` only from PL2 on).
+fn mark_private_chains(phases: &mut [Vec<Entry>; 5]) {
+    // Variables whose values can be the same buffers: the arguments'
+    // (equal names and values share one, see `state::push_args`); the
+    // rest hold buffers of their own.
+    let family = |v: Var| match v {
+        Var::Args
+        | Var::ArgsGet
+        | Var::ArgsPost
+        | Var::ArgsNames
+        | Var::ArgsGetNames
+        | Var::ArgsPostNames => Var::Args,
+        v => v,
+    };
+    let mut users: HashMap<(u32, Var), u32> = HashMap::new();
+    let reached = phases.iter().flat_map(|p| reachable(p));
+    for (e, _) in phases.iter().flatten().zip(reached).filter(|(_, r)| *r) {
+        if let Entry::Rule(r) = e {
+            for l in r.links() {
+                for t in l.targets.iter().filter(|t| !t.negated) {
+                    for &(_, id) in &l.transforms {
+                        *users.entry((id, family(t.var))).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    for e in phases.iter_mut().flatten() {
+        if let Entry::Rule(r) = e {
+            let mut link = Some(&mut **r);
+            while let Some(l) = link {
+                l.private_chain = !l.transforms.is_empty()
+                    && l.group.is_none()
+                    && l.step_slot.is_none()
+                    && l.targets.iter().filter(|t| !t.negated).all(|t| {
+                        l.transforms
+                            .iter()
+                            .all(|(_, id)| users.get(&(*id, family(t.var))) == Some(&1))
+                    });
+                link = l.chain.as_deref_mut();
+            }
+        }
+    }
+}
+
+/// Per entry of a phase, whether a request can get to it: every entry
+/// but those a load-time jump (`Folded::Jump`, a skip or skipAfter that
+/// always happens) passes over and no other jump lands among. (A runtime
+/// `ctl:ruleRemoveById` of the jump is not foreseen: this decides a cache,
+/// not an outcome.)
+fn reachable(entries: &[Entry]) -> Vec<bool> {
+    let mut reach = vec![false; entries.len() + 1];
+    if let Some(r) = reach.first_mut() {
+        *r = true;
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if !reach[i] {
+            continue;
+        }
+        let jump = match e {
+            Entry::Rule(r) if r.skip_after.is_some() => Some((r.skip_to, r)),
+            // `skip:N` passes over N rules (markers are not counted).
+            Entry::Rule(r) if r.skip > 0 => {
+                let mut left = r.skip;
+                let to = entries
+                    .iter()
+                    .enumerate()
+                    .skip(i + 1)
+                    .find(|(_, e)| match e {
+                        Entry::Rule(_) if left == 0 => true,
+                        Entry::Rule(_) => {
+                            left -= 1;
+                            false
+                        }
+                        Entry::Marker(_) => false,
+                    })
+                    .map_or(entries.len(), |(j, _)| j);
+                Some((to, r))
+            }
+            _ => None,
+        };
+        match jump {
+            Some((to, r)) => {
+                if let Some(t) = reach.get_mut(to) {
+                    *t = true;
+                }
+                if !matches!(r.folded, crate::fold::Folded::Jump) {
+                    reach[i + 1] = true;
+                }
+            }
+            None => reach[i + 1] = true,
+        }
+    }
+    reach.truncate(entries.len());
+    reach
+}
+
 fn effective_transforms(defaults: Option<&Actions>, own: &Actions) -> Vec<String> {
     let mut list: Vec<String> = Vec::new();
     for s in defaults
@@ -1037,6 +1141,7 @@ fn build_rule(r: RawRule, tchain_ids: &mut HashMap<Vec<String>, u32>) -> Rule {
             idx: 0,
             reads_matched_vars: starter && reads_matched_vars,
             plain: false,
+            private_chain: false,
         };
         next = Some(Box::new(rule));
     }
@@ -1113,5 +1218,54 @@ fn unreachable_rule(meta: Arc<RuleMeta>) -> Rule {
         reads_matched_vars: false,
         idx: 0,
         plain: false,
+        private_chain: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::Entry;
+    use crate::RuleSet;
+
+    /// Whether the rule with this id transforms its values without the cache.
+    fn private(rs: &RuleSet, id: u64) -> bool {
+        rs.phases
+            .iter()
+            .flatten()
+            .find_map(|e| match e {
+                Entry::Rule(r) if r.meta.id == id => Some(r.private_chain),
+                _ => None,
+            })
+            .expect("rule")
+    }
+
+    #[test]
+    fn chains_no_reachable_link_shares_skip_the_cache() {
+        let rs = RuleSet::from_text(
+            "t.conf",
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:10,phase:1,pass,t:none,t:lowercase"
+SecRule REQUEST_HEADERS "@rx ^.*$" "id:11,phase:1,pass,t:none,t:lowercase"
+SecRule ARGS "@rx ^.*$" "id:12,phase:1,pass,t:none,t:lowercase,t:urlDecode"
+SecRule ARGS_NAMES "@rx ^.*$" "id:13,phase:1,pass,t:none,t:lowercase"
+SecRule REQUEST_COOKIES "@rx ^.*$" "id:14,phase:1,pass,t:none,t:lowercase"
+SecRule TX:pl "@lt 2" "id:20,phase:1,pass,nolog,skipAfter:END"
+SecRule REQUEST_COOKIES "@rx ^.*$" "id:21,phase:1,pass,t:none,t:lowercase"
+SecMarker END
+SecRule TX:x "@eq 1" "id:30,phase:1,pass,nolog,skipAfter:END2"
+SecRule REQUEST_HEADERS "@rx ^.*$" "id:31,phase:1,pass,t:none,t:lowercase"
+SecMarker END2
+"#,
+        )
+        .expect("rules");
+        // Header names are buffers of their own; header values are shared
+        // with 31, which a request can get to.
+        assert!(private(&rs, 10));
+        assert!(!private(&rs, 11) && !private(&rs, 31));
+        // Argument names and values share buffers, and prefixes count.
+        assert!(!private(&rs, 12) && !private(&rs, 13));
+        // 21 is always jumped over (TX:pl is 1): 14 has its chain alone.
+        assert!(private(&rs, 14));
     }
 }

@@ -649,7 +649,7 @@ impl Engine<'_> {
                         if !(excluded && self.cache.answer_missing(it, slot)) {
                             continue;
                         }
-                        let v = self.cache.transformed(it, &rule.transforms);
+                        let v = transform(self.cache, it, rule);
                         self.stats.operator_calls += 1;
                         let matched = op.eval(&v, &exp, None);
                         self.cache.keep_op_answer(it, slot, matched);
@@ -852,7 +852,7 @@ impl Engine<'_> {
                             _ => {}
                         }
                     }
-                    let v = self.cache.transformed(it, &rule.transforms);
+                    let v = transform(self.cache, it, rule);
                     if let Some(pf) = rule.prefilter.as_ref().filter(|_| answer.is_none()) {
                         let may = match (recorded, rule.group, it.stable) {
                             (Some(known), _, _) => known,
@@ -1205,7 +1205,7 @@ fn plain_item(
         stats.operator_memo += 1;
         return;
     }
-    let v = cache.transformed(it, &rule.transforms);
+    let v = transform(cache, it, rule);
     // A remembered match is evaluated again when the rule captures
     // (the groups are not kept).
     let matched = match answer {
@@ -1318,6 +1318,17 @@ fn push_count<'a>(t: &crate::variables::Target, st: &'a TxState, items: &mut Vec
         value: variables::decimal(n),
         stable: false,
     });
+}
+
+/// The item's value through the link's transformations: from the
+/// transformation cache, or straight for a chain no other link shares.
+#[inline]
+fn transform<'v>(cache: &mut TCache, it: &'v Item<'_>, rule: &Rule) -> crate::tcache::Val<'v> {
+    if rule.private_chain {
+        crate::tcache::apply_all(crate::tcache::Val::Borrowed(&it.value), &rule.transforms)
+    } else {
+        cache.transformed(it, &rule.transforms)
+    }
 }
 
 /// A hit's MATCHED_VAR_NAME: the variable's name for a scalar or a count,

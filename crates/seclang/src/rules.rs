@@ -129,6 +129,12 @@ pub struct Rule {
     /// `Rule::set_plain`). Most rules reading TX, counts and the request
     /// line are; they take a short path (`Engine::collect_plain`).
     pub plain: bool,
+    /// No other link transforms values through any prefix of this link's
+    /// chain, and no group scans for it: the transformation cache could
+    /// only ever hand its entries back to this link, so its values are
+    /// transformed without one (an entry cost several times a short
+    /// value's `t:lowercase`).
+    pub private_chain: bool,
 }
 
 impl Rule {

@@ -1098,7 +1098,7 @@ fn unchanged_prefix(
     (transforms.len(), None)
 }
 
-fn apply_all<'v>(mut cur: Val<'v>, transforms: &[(Transform, u32)]) -> Val<'v> {
+pub(crate) fn apply_all<'v>(mut cur: Val<'v>, transforms: &[(Transform, u32)]) -> Val<'v> {
     for (t, _) in transforms {
         if let Some(nv) = t.apply_shared(&cur) {
             cur = Val::Shared(nv);
