@@ -31,6 +31,10 @@ pub struct Collection {
     /// Buffers of entries a previous use of this layer held (see
     /// `relayer`), taken by new keys before anything is allocated.
     spare: Vec<(String, Vec<u8>)>,
+    /// Index in `items` plus one (0: none) of the entries for the keys `0`
+    /// to `9`: a capture writes them and `%{tx.1}` reads them on every
+    /// match, in a place other keys' lookups check with one comparison.
+    digits: [u32; 10],
 }
 
 /// An own entry: `(key lower-cased, value, index of the base entry it replaces)`.
@@ -107,6 +111,15 @@ impl Key<'_> {
     }
 }
 
+/// The digit a one-digit key is (`Collection::digits`).
+#[inline]
+fn digit(key: &str) -> Option<usize> {
+    match key.as_bytes() {
+        [b @ b'0'..=b'9'] => Some(usize::from(b - b'0')),
+        _ => None,
+    }
+}
+
 /// ASCII upper-case letters of a word of bytes lower-cased, 8 at a time.
 fn lower_word(w: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -139,6 +152,7 @@ impl Collection {
             index: HashTable::with_capacity(LAYER_CAPACITY),
             over: Vec::new(),
             spare: Vec::new(),
+            digits: [0; 10],
         }
     }
 
@@ -154,6 +168,7 @@ impl Collection {
         self.base = Some(base);
         self.index.clear();
         self.over.clear();
+        self.digits = [0; 10];
         let room = SPARE_ENTRIES.saturating_sub(self.spare.len());
         self.spare.extend(
             self.items
@@ -166,6 +181,9 @@ impl Collection {
 
     /// Index in `items` of the key.
     fn own(&self, k: &Key<'_>) -> Option<usize> {
+        if let Some(d) = digit(k.key) {
+            return self.digits[d].checked_sub(1).map(|i| i as usize);
+        }
         let items = &self.items;
         self.index
             .find(k.hash, |&i| items.get(i).is_some_and(|e| k.is(&e.0)))
@@ -283,6 +301,9 @@ impl Collection {
                         .map(|e| ci_hash(e.0.as_bytes()))
                         .unwrap_or_default()
                 });
+                if let Some(d) = digit(&name) {
+                    self.digits[d] = i as u32 + 1;
+                }
                 self.items.push((name, start, replaces));
                 if let Some(b) = replaces {
                     self.set_over(b, i as u32 + 1);
@@ -306,6 +327,13 @@ impl Collection {
             for v in self.index.iter_mut() {
                 if *v > i {
                     *v -= 1;
+                }
+            }
+            for d in self.digits.iter_mut() {
+                if *d == i as u32 + 1 {
+                    *d = 0;
+                } else if *d > i as u32 + 1 {
+                    *d -= 1;
                 }
             }
             // Replacements after the removed entry moved down by one.
@@ -400,6 +428,48 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One-digit keys (captures) are found through their own table, which
+    /// follows the entries as keys before them are removed.
+    #[test]
+    fn digit_keys_follow_removals() {
+        let base = Arc::new({
+            let mut b = Collection::default();
+            b.set("3", b"base".to_vec());
+            b
+        });
+        let mut c = Collection::layered(base.clone());
+        for (k, v) in [("a", "x"), ("1", "one"), ("b", "y"), ("2", "two")] {
+            c.assign(k, v.as_bytes());
+        }
+        c.remove("a");
+        assert_eq!(
+            (c.get("1"), c.get("2")),
+            (Some(&b"one"[..]), Some(&b"two"[..]))
+        );
+        c.remove("1");
+        assert_eq!((c.get("1"), c.get("2")), (None, Some(&b"two"[..])));
+        c.assign("1", b"again");
+        c.assign("2", b"TWO");
+        let keys: Vec<(&str, &[u8])> = c.iter().collect();
+        assert_eq!(
+            keys,
+            [
+                ("3", &b"base"[..]),
+                ("b", b"y"),
+                ("2", b"TWO"),
+                ("1", b"again")
+            ]
+        );
+        // A base's digits read through; a replacement takes its place.
+        c.assign("3", b"own");
+        assert_eq!(c.get("3"), Some(&b"own"[..]));
+        c.relayer(base);
+        assert_eq!(
+            (c.get("1"), c.get("2"), c.get("3")),
+            (None, None, Some(&b"base"[..]))
+        );
+    }
 
     #[test]
     fn case_insensitive_ordered() {
