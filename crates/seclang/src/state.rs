@@ -90,8 +90,11 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
 pub struct Interner {
     // Keyed by request data: a hash seeded at random per process, so names
     // cannot be crafted to collide without reading the seed out of the
-    // process. foldhash costs a fraction of SipHash per key.
-    seen: std::collections::HashSet<Arc<[u8]>, foldhash::fast::RandomState>,
+    // process. foldhash costs a fraction of SipHash per key. A table of
+    // its own, so a new string is hashed and probed once, not once to
+    // look and again to insert.
+    seen: hashbrown::HashTable<Arc<[u8]>>,
+    hasher: foldhash::fast::RandomState,
     /// Whether any string was handed out twice.
     pub shared: bool,
 }
@@ -99,22 +102,27 @@ pub struct Interner {
 impl Interner {
     pub fn with_capacity(n: usize) -> Interner {
         Interner {
-            seen: std::collections::HashSet::with_capacity_and_hasher(
-                n.min(8192),
-                Default::default(),
-            ),
+            seen: hashbrown::HashTable::with_capacity(n.min(8192)),
+            hasher: Default::default(),
             shared: false,
         }
     }
 
     pub fn intern(&mut self, b: &[u8]) -> Arc<[u8]> {
-        if let Some(a) = self.seen.get(b) {
-            self.shared = true;
-            return a.clone();
+        use std::hash::BuildHasher;
+        let hasher = &self.hasher;
+        let h = hasher.hash_one(b);
+        match self.seen.entry(h, |a| **a == *b, |a| hasher.hash_one(&**a)) {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                self.shared = true;
+                o.get().clone()
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let a: Arc<[u8]> = b.into();
+                v.insert(a.clone());
+                a
+            }
         }
-        let a: Arc<[u8]> = b.into();
-        self.seen.insert(a.clone());
-        a
     }
 }
 
