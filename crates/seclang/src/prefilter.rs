@@ -362,6 +362,31 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
             }
             r.target_unions = offs;
         }
+        // Chain links with operator slots take the answers of the targets
+        // the pass already generates (no target is added for them): a link
+        // such as CRS 920250's `@validateUtf8Encoding` over ARGS then
+        // passes over a target all of whose values it is known to fail,
+        // instead of looking the answer up value by value.
+        for e in phase.iter_mut() {
+            let Entry::Rule(r) = e else { continue };
+            let mut link = r.chain.as_deref_mut();
+            while let Some(l) = link {
+                if link_answers(l) {
+                    let idx: Vec<Option<u32>> = l
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            let i = target_index.get(&target_key(t)).filter(|_| !t.negated);
+                            i.map(|&i| i as u32)
+                        })
+                        .collect();
+                    if idx.iter().any(Option::is_some) {
+                        l.answer_targets = idx;
+                    }
+                }
+                link = l.chain.as_deref_mut();
+            }
+        }
         // Every group's bits and every value's answers are in the one
         // merged scan of the rule set.
         if !plan.targets.is_empty() {
@@ -385,6 +410,16 @@ fn answers_planned(r: &Rule) -> bool {
         && matches!(r.folded, crate::fold::Folded::No)
         && r.targets.iter().any(|t| !t.negated)
         && r.targets
+            .iter()
+            .all(|t| t.negated || !t.count && phase_stable(t.var))
+}
+
+/// [`answers_planned`] for a chain link (whose rule's folding is its
+/// starter's): an operator with a slot over phase-stable request data.
+fn link_answers(l: &Rule) -> bool {
+    l.op_slot.is_some()
+        && l.targets.iter().any(|t| !t.negated)
+        && l.targets
             .iter()
             .all(|t| t.negated || !t.count && phase_stable(t.var))
 }

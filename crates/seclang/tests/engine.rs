@@ -1692,3 +1692,39 @@ SecRule MATCHED_VAR_NAME "@rx ^ARGS:A$" "id:5,phase:1,pass,log,t:uppercase"
     let (tx, _) = go(conf, "/?b=abc&a=xyz", &[], b"");
     assert_eq!(ids(&tx), vec![4]);
 }
+
+/// A chain link whose operator's answers are kept per value (CRS 920250's
+/// `@validateUtf8Encoding` over ARGS) passes over a target the union pass
+/// found every value of known to fail, once the values repeat; a value it
+/// matches still makes the chain match, on every round.
+#[test]
+fn chain_links_pass_over_targets_known_to_fail() {
+    let conf = r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.check=1"
+SecRule ARGS "@rx attack" "id:5,phase:1,pass,log"
+SecRule TX:check "@eq 1" "id:10,phase:1,pass,log,chain"
+    SecRule ARGS "@validateUtf8Encoding" "t:none,t:urlDecode"
+"#;
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let run = |uri: &str| {
+        let mut tx = Transaction::new(rs.clone(), &req(uri, &[]), "uid-1".into());
+        tx.process_request_headers();
+        tx
+    };
+    for round in 0..6 {
+        let tx = run("/?a=one&b=two&c=three");
+        assert!(ids(&tx).is_empty(), "round {round}");
+        if round >= 3 {
+            // Rule 5 and the link look at no value: the one call is the
+            // chain's TX check.
+            let s = tx.stats();
+            assert_eq!(
+                (s.operator_calls, s.operator_memo),
+                (1, 0),
+                "round {round}: {s:?}"
+            );
+        }
+        let tx = run("/?a=one&b=%C0%AF&c=three");
+        assert_eq!(ids(&tx), vec![10], "round {round}");
+    }
+}
