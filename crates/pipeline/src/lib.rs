@@ -80,7 +80,17 @@ impl RequestHead {
 
     /// The request line as CRS's `REQUEST_LINE` sees it.
     pub fn request_line(&self) -> String {
-        format!("{} {} {}", self.method, self.uri_raw, self.version.as_str())
+        // Pieces joined by hand: `format!` cost several times as much, on
+        // every request the WAF sees.
+        let (m, u, v) = (&self.method, &self.uri_raw, self.version.as_str());
+        let mut line = String::with_capacity(m.len() + u.len() + v.len() + 2);
+        for (i, part) in [m.as_str(), u, v].into_iter().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(part);
+        }
+        line
     }
 }
 

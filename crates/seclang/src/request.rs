@@ -12,8 +12,8 @@ use std::time::{Instant, SystemTime};
 /// absolute-form loses scheme and authority, `#` ends path and query.
 pub fn split_target(t: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut rest = t;
-    let lower: Vec<u8> = t.iter().take(8).map(|b| b.to_ascii_lowercase()).collect();
-    if lower.starts_with(b"http://") || lower.starts_with(b"https://") {
+    let scheme = |s: &[u8]| t.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s));
+    if scheme(b"http://") || scheme(b"https://") {
         let after = t
             .iter()
             .position(|&b| b == b':')
@@ -142,10 +142,10 @@ pub fn initial_state(
     }
     // v2 picks URLENCODED/MULTIPART from the first Content-Type before phase 1.
     if let Some(ct) = req.header("content-type") {
-        let l: Vec<u8> = ct.iter().take(33).map(|b| b.to_ascii_lowercase()).collect();
-        if l.starts_with(b"application/x-www-form-urlencoded") {
+        let starts = |s: &[u8]| ct.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s));
+        if starts(b"application/x-www-form-urlencoded") {
             st.reqbody_processor = Some("URLENCODED".into());
-        } else if l.starts_with(b"multipart/form-data") {
+        } else if starts(b"multipart/form-data") {
             st.reqbody_processor = Some("MULTIPART".into());
         }
     }
