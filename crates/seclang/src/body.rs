@@ -3,17 +3,17 @@
 
 use crate::engine::Runtime;
 use crate::rules::{Config, LimitAction};
-use crate::state::{Pairs, TxState};
+use crate::state::TxState;
 use crate::{EngineMode, Intervention};
 
 fn hexval(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// v2 `urldecode_nonstrict`: `+` is a space, `%XX` decodes, anything
-/// invalid stays as it is. Returns whether an invalid encoding was seen.
-pub fn url_decode(v: &[u8]) -> (Vec<u8>, bool) {
-    let mut o = Vec::with_capacity(v.len());
+/// v2 `urldecode_nonstrict`, appended to `o`: `+` is a space, `%XX`
+/// decodes, anything invalid stays as it is. Returns whether an invalid
+/// encoding was seen.
+fn url_decode_into(v: &[u8], o: &mut Vec<u8>) -> bool {
     let mut bad = false;
     let mut i = 0;
     while i < v.len() {
@@ -36,14 +36,17 @@ pub fn url_decode(v: &[u8]) -> (Vec<u8>, bool) {
         }
         i += 1;
     }
-    (o, bad)
+    bad
 }
 
 /// v2 `parse_arguments`: split on the separator, name and value decoded,
-/// a pair without `=` has an empty value, empty pairs are skipped.
-pub fn urlencoded(s: &[u8], sep: u8) -> (Pairs, bool) {
-    let mut out = Vec::new();
+/// a pair without `=` has an empty value, empty pairs are skipped. The
+/// pairs are handed to `each` as they are decoded, from one reused buffer
+/// (no buffer per name and value). Returns whether an invalid encoding
+/// was seen.
+pub fn each_urlencoded(s: &[u8], sep: u8, mut each: impl FnMut(&[u8], &[u8])) -> bool {
     let mut bad = false;
+    let mut buf = Vec::with_capacity(s.len());
     for part in s.split(|&b| b == sep) {
         if part.is_empty() {
             continue;
@@ -52,12 +55,14 @@ pub fn urlencoded(s: &[u8], sep: u8) -> (Pairs, bool) {
             Some(i) => (&part[..i], &part[i + 1..]),
             None => (part, &[][..]),
         };
-        let (n, b1) = url_decode(n);
-        let (v, b2) = url_decode(v);
-        bad |= b1 || b2;
-        out.push((n, v));
+        buf.clear();
+        bad |= url_decode_into(n, &mut buf);
+        let split = buf.len();
+        bad |= url_decode_into(v, &mut buf);
+        let (n, v) = buf.split_at(split);
+        each(n, v);
     }
-    (out, bad)
+    bad
 }
 
 /// The name/value pairs of a Cookie header, borrowed from it. v2
@@ -127,9 +132,10 @@ pub fn process(
     st.request_body_length = body.len();
     match proc_name.as_deref() {
         Some("URLENCODED") => {
-            let (args, bad) = urlencoded(body, cfg.arg_separator);
+            let (shared, bad) =
+                crate::state::push_urlencoded(&mut st.args, body, cfg.arg_separator, true);
             st.urlencoded_error |= bad;
-            st.args_shared |= crate::state::push_args(&mut st.args, args, true);
+            st.args_shared |= shared;
             st.request_body = Some(body.to_vec());
         }
         Some("MULTIPART") => multipart(st, body),
@@ -212,6 +218,12 @@ pub fn response_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn urlencoded(s: &[u8], sep: u8) -> (crate::state::Pairs, bool) {
+        let mut out = Vec::new();
+        let bad = each_urlencoded(s, sep, |n, v| out.push((n.to_vec(), v.to_vec())));
+        (out, bad)
+    }
 
     #[test]
     fn urlencoded_like_v2() {

@@ -126,9 +126,9 @@ pub fn initial_state(
             .flat_map(|(_, v)| crate::body::cookie_pairs(v)),
     );
     if let Some(q) = &query {
-        let (args, err) = crate::body::urlencoded(q, sep);
+        let (shared, err) = crate::state::push_urlencoded(&mut st.args, q, sep, false);
         st.urlencoded_error |= err;
-        st.args_shared |= crate::state::push_args(&mut st.args, args, false);
+        st.args_shared |= shared;
     }
     st.query = query;
     st.remote_addr = ip_text(req.client_ip);

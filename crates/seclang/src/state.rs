@@ -86,6 +86,22 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
     interner.shared
 }
 
+/// [`push_args`] for a urlencoded string (the query, a form body), each
+/// pair interned as it is decoded. Returns (any two arguments now share a
+/// buffer, an invalid encoding was seen).
+pub fn push_urlencoded(args: &mut Vec<Arg>, s: &[u8], sep: u8, post: bool) -> (bool, bool) {
+    let pairs = s.split(|&b| b == sep).filter(|p| !p.is_empty()).count();
+    let mut interner = (pairs >= 4).then(|| Interner::with_capacity(pairs.saturating_mul(2)));
+    let bad = crate::body::each_urlencoded(s, sep, |n, v| {
+        let (name, value) = match interner.as_mut() {
+            Some(i) => (i.intern(n), i.intern(v)),
+            None => (n.into(), v.into()),
+        };
+        args.push(Arg { name, value, post });
+    });
+    (interner.is_some_and(|i| i.shared), bad)
+}
+
 /// Equal byte strings as one shared buffer (see [`push_args`]).
 pub struct Interner {
     // Keyed by request data: a hash seeded at random per process, so names
