@@ -102,43 +102,103 @@ pub fn push_urlencoded(args: &mut Vec<Arg>, s: &[u8], sep: u8, post: bool) -> (b
     (interner.is_some_and(|i| i.shared), bad)
 }
 
-/// Equal byte strings as one shared buffer (see [`push_args`]).
+/// Equal byte strings as one shared buffer (see [`push_args`]), taken from
+/// the thread's strings of earlier requests when they were seen there: a
+/// form's or a JSON API's names and common values repeat from request to
+/// request, and a buffer handed out again costs a reference count instead
+/// of an allocation, a copy and a free.
 pub struct Interner {
+    strings: ArgStrings,
+    /// This interner's number among the thread's (see `ArgStrings::table`).
+    stamp: u64,
+    /// Whether any string was handed out twice.
+    pub shared: bool,
+}
+
+/// A thread's argument strings (see [`Interner`]).
+#[derive(Default)]
+struct ArgStrings {
     // Keyed by request data: a hash seeded at random per process, so names
     // cannot be crafted to collide without reading the seed out of the
     // process. foldhash costs a fraction of SipHash per key. A table of
     // its own, so a new string is hashed and probed once, not once to
     // look and again to insert.
-    seen: hashbrown::HashTable<Arc<[u8]>>,
+    /// Each with the stamp of the interner that last handed it out.
+    table: hashbrown::HashTable<(Arc<[u8]>, u64)>,
     hasher: foldhash::fast::RandomState,
-    /// Whether any string was handed out twice.
-    pub shared: bool,
+    /// Bytes of the strings in `table`.
+    bytes: usize,
+    /// The last interner's stamp.
+    stamp: u64,
+}
+
+/// Strings longer than this are not kept past their request (nor shared).
+const ARG_STRING_MAX: usize = 256;
+/// Bytes of strings a thread keeps; past this it starts again.
+const ARG_STRINGS_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    static ARG_STRINGS: std::cell::RefCell<ArgStrings> = std::cell::RefCell::default();
 }
 
 impl Interner {
     pub fn with_capacity(n: usize) -> Interner {
+        let mut strings = ARG_STRINGS
+            .with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+            .unwrap_or_default();
+        if strings.bytes > ARG_STRINGS_BYTES {
+            strings.table.clear();
+            strings.bytes = 0;
+        }
+        let hasher = &strings.hasher;
+        strings.table.reserve(n.min(8192), |a| {
+            std::hash::BuildHasher::hash_one(hasher, &*a.0)
+        });
+        strings.stamp += 1;
         Interner {
-            seen: hashbrown::HashTable::with_capacity(n.min(8192)),
-            hasher: Default::default(),
+            stamp: strings.stamp,
+            strings,
             shared: false,
         }
     }
 
     pub fn intern(&mut self, b: &[u8]) -> Arc<[u8]> {
         use std::hash::BuildHasher;
-        let hasher = &self.hasher;
+        if b.len() > ARG_STRING_MAX {
+            return b.into();
+        }
+        let ArgStrings {
+            table,
+            hasher,
+            bytes,
+            ..
+        } = &mut self.strings;
         let h = hasher.hash_one(b);
-        match self.seen.entry(h, |a| **a == *b, |a| hasher.hash_one(&**a)) {
-            hashbrown::hash_table::Entry::Occupied(o) => {
-                self.shared = true;
-                o.get().clone()
+        match table.entry(h, |a| *a.0 == *b, |a| hasher.hash_one(&*a.0)) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                let (a, stamp) = o.get_mut();
+                self.shared |= *stamp == self.stamp;
+                *stamp = self.stamp;
+                a.clone()
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let a: Arc<[u8]> = b.into();
-                v.insert(a.clone());
+                *bytes += b.len();
+                v.insert((a.clone(), self.stamp));
                 a
             }
         }
+    }
+}
+
+impl Drop for Interner {
+    fn drop(&mut self) {
+        let strings = std::mem::take(&mut self.strings);
+        ARG_STRINGS.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = strings;
+            }
+        });
     }
 }
 
@@ -458,5 +518,32 @@ impl MatchedVars {
         self.list[..self.len]
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread's interners hand out one buffer per string, across requests
+    /// too; "shared" says whether this request got a string twice.
+    #[test]
+    fn interned_strings_outlive_their_request() {
+        let mut i = Interner::with_capacity(4);
+        let a = i.intern(b"name");
+        let b = i.intern(b"value");
+        assert!(!i.shared && !Arc::ptr_eq(&a, &b));
+        let a2 = i.intern(b"name");
+        assert!(i.shared && Arc::ptr_eq(&a, &a2));
+        drop(i);
+        let mut j = Interner::with_capacity(4);
+        let a3 = j.intern(b"name");
+        assert!(Arc::ptr_eq(&a, &a3), "kept from the request before");
+        assert!(!j.shared, "once in this request");
+        // Long strings are this request's alone.
+        let long = vec![b'x'; ARG_STRING_MAX + 1];
+        let (l1, l2) = (j.intern(&long), j.intern(&long));
+        assert!(!Arc::ptr_eq(&l1, &l2) && *l1 == *long);
+        assert!(!j.shared);
     }
 }
