@@ -527,7 +527,7 @@ impl Engine<'_> {
                     self.st.captures_set = n;
                 }
                 // Into the buffers of the previous match (no allocation).
-                self.st.matched_var_name.clone_from(&h.name);
+                self.st.matched_var_name.copy_from(&h.name);
                 self.st.matched_var.clear();
                 self.st.matched_var.extend_from_slice(&h.value);
                 if starter.reads_matched_vars {
@@ -576,7 +576,7 @@ impl Engine<'_> {
             st.matched_var.clear();
             match outcome.hit(i) {
                 Some(h) => {
-                    st.matched_var_name.clone_from(&h.name);
+                    st.matched_var_name.copy_from(&h.name);
                     st.matched_var.extend_from_slice(&h.value);
                 }
                 None => {

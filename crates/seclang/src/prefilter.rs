@@ -371,7 +371,7 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
             let Entry::Rule(r) = e else { continue };
             let mut link = r.chain.as_deref_mut();
             while let Some(l) = link {
-                if link_answers(l) {
+                if answers_readable(l) {
                     let idx: Vec<Option<u32>> = l
                         .targets
                         .iter()
@@ -403,20 +403,15 @@ pub fn union_plans(phases: &mut [Vec<Entry>; 5], groups: &[GroupFilter]) -> [Uni
 
 /// Whether the union pass ORs the operator answers of the rule's values
 /// (`Rule::answer_targets`): a chain starter evaluated at request time
-/// whose operator has a slot, reading only phase-stable request data (no
-/// counts), so the values the pass sees are all the values it can read.
+/// (see [`answers_readable`]).
 fn answers_planned(r: &Rule) -> bool {
-    r.op_slot.is_some()
-        && matches!(r.folded, crate::fold::Folded::No)
-        && r.targets.iter().any(|t| !t.negated)
-        && r.targets
-            .iter()
-            .all(|t| t.negated || !t.count && phase_stable(t.var))
+    matches!(r.folded, crate::fold::Folded::No) && answers_readable(r)
 }
 
-/// [`answers_planned`] for a chain link (whose rule's folding is its
-/// starter's): an operator with a slot over phase-stable request data.
-fn link_answers(l: &Rule) -> bool {
+/// Whether the union pass's answers can stand for a link's: its operator
+/// has a slot and it reads only phase-stable request data (no counts), so
+/// the values the pass sees are all the values it can read.
+fn answers_readable(l: &Rule) -> bool {
     l.op_slot.is_some()
         && l.targets.iter().any(|t| !t.negated)
         && l.targets

@@ -134,8 +134,12 @@ struct ArgStrings {
 
 /// Strings longer than this are not kept past their request (nor shared).
 const ARG_STRING_MAX: usize = 256;
-/// Bytes of strings a thread keeps; past this it starts again.
+/// Bytes a thread's strings may take (with a table entry and a reference
+/// count's header each), checked when a request is done with them: past
+/// this the thread starts again.
 const ARG_STRINGS_BYTES: usize = 256 * 1024;
+/// What a kept string costs beyond its bytes (its table entry and header).
+const ARG_STRING_OVERHEAD: usize = 48;
 
 thread_local! {
     static ARG_STRINGS: std::cell::RefCell<ArgStrings> = std::cell::RefCell::default();
@@ -146,10 +150,6 @@ impl Interner {
         let mut strings = ARG_STRINGS
             .with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
             .unwrap_or_default();
-        if strings.bytes > ARG_STRINGS_BYTES {
-            strings.table.clear();
-            strings.bytes = 0;
-        }
         let hasher = &strings.hasher;
         strings.table.reserve(n.min(8192), |a| {
             std::hash::BuildHasher::hash_one(hasher, &*a.0)
@@ -183,7 +183,7 @@ impl Interner {
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let a: Arc<[u8]> = b.into();
-                *bytes += b.len();
+                *bytes += b.len() + ARG_STRING_OVERHEAD;
                 v.insert((a.clone(), self.stamp));
                 a
             }
@@ -193,7 +193,12 @@ impl Interner {
 
 impl Drop for Interner {
     fn drop(&mut self) {
-        let strings = std::mem::take(&mut self.strings);
+        let mut strings = std::mem::take(&mut self.strings);
+        if strings.bytes > ARG_STRINGS_BYTES {
+            // Let a large request's strings go now, not at the next one.
+            strings.table = hashbrown::HashTable::new();
+            strings.bytes = 0;
+        }
         ARG_STRINGS.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 *c = strings;
@@ -410,7 +415,7 @@ pub fn fill_pairs<'s>(dst: &mut Pairs, src: impl Iterator<Item = (&'s [u8], &'s 
 /// A MATCHED_VAR_NAME as its parts: the variable, and the member key when
 /// the name carries one (`ARGS:q`). Spelt out (`write`, `text`) only when
 /// something reads it; most matches are never named.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct MatchedName {
     /// `None`: nothing matched yet (the name is empty).
     var: Option<Var>,
@@ -435,7 +440,7 @@ impl MatchedName {
     }
 
     /// The same name, into this one's buffer.
-    pub fn clone_from(&mut self, other: &MatchedName) {
+    pub fn copy_from(&mut self, other: &MatchedName) {
         self.var = other.var;
         self.keyed = other.keyed;
         self.key.clear();
@@ -545,5 +550,14 @@ mod tests {
         let (l1, l2) = (j.intern(&long), j.intern(&long));
         assert!(!Arc::ptr_eq(&l1, &l2) && *l1 == *long);
         assert!(!j.shared);
+        drop(j);
+        // A request that takes the thread past its bound lets them all go.
+        let mut k = Interner::with_capacity(4);
+        for n in 0..ARG_STRINGS_BYTES / 64 {
+            k.intern(format!("{n:040}").as_bytes());
+        }
+        drop(k);
+        let mut l = Interner::with_capacity(4);
+        assert!(!Arc::ptr_eq(&a, &l.intern(b"name")), "let go");
     }
 }

@@ -559,33 +559,27 @@ pub fn collection_of_mut(
 
 /// A scalar item borrowed from the state.
 pub(crate) fn scalar<'a>(var: Var, value: &'a [u8], out: &mut Vec<Item<'a>>) {
-    out.push(Item {
-        var,
-        key: Cow::Borrowed(&[]),
-        value: Cow::Borrowed(value),
-        stable: true,
-    });
+    push_scalar(var, Cow::Borrowed(value), true, out);
 }
 
 /// A scalar item borrowed from a state buffer that rules change within a
 /// phase (MATCHED_VAR is rewritten in place by every match): not `stable`,
 /// so no cache keyed by the buffer's address answers for an older value.
 pub(crate) fn scalar_changing<'a>(var: Var, value: &'a [u8], out: &mut Vec<Item<'a>>) {
-    out.push(Item {
-        var,
-        key: Cow::Borrowed(&[]),
-        value: Cow::Borrowed(value),
-        stable: false,
-    });
+    push_scalar(var, Cow::Borrowed(value), false, out);
 }
 
 /// A scalar item computed on the fly.
 pub(crate) fn scalar_owned(var: Var, value: Vec<u8>, out: &mut Vec<Item<'_>>) {
+    push_scalar(var, Cow::Owned(value), false, out);
+}
+
+fn push_scalar<'a>(var: Var, value: Cow<'a, [u8]>, stable: bool, out: &mut Vec<Item<'a>>) {
     out.push(Item {
         var,
         key: Cow::Borrowed(&[]),
-        value: Cow::Owned(value),
-        stable: false,
+        value,
+        stable,
     });
 }
 
@@ -756,11 +750,12 @@ mod tests {
         assert_eq!(name(&n), ">REQUEST_URI");
         let mut m = crate::state::MatchedName::default();
         m.set_keyed(Var::RequestHeaders, b"Host");
-        n.clone_from(&m);
-        assert_eq!(
-            (n.text(), n == m),
-            ("REQUEST_HEADERS:Host".to_string(), true)
-        );
+        n.copy_from(&m);
+        assert_eq!(n.text(), "REQUEST_HEADERS:Host");
+        // A bare name after a keyed one leaves the key unwritten.
+        m.set_bare(Var::RequestUri);
+        n.copy_from(&m);
+        assert_eq!(n.text(), "REQUEST_URI");
         assert_eq!(n.emptied().text(), "");
     }
 }
