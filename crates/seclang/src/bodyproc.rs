@@ -74,7 +74,8 @@ pub fn json(
         max_args: Some(max_args),
     };
     let mut interner = Interner::with_capacity(body.len() / 8);
-    let mut found = Vec::new();
+    // Sized for the body (an argument per 16 bytes or so), not regrown.
+    let mut found = Vec::with_capacity((body.len() / 16).min(4096));
     bodyparse::json::parse_each(body, &cfg, &mut |n, v| {
         found.push(Arg {
             name: interner.intern(n),
