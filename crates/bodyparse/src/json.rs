@@ -198,7 +198,11 @@ impl Names<'_> {
         };
         match p.iter().rposition(|&c| c == b'.') {
             Some(dot) => {
-                self.key = Some(p[dot + 1..].to_vec());
+                // Into the key's buffer (no allocation per object closed).
+                let mut k = self.key.take().unwrap_or_default();
+                k.clear();
+                k.extend_from_slice(&p[dot + 1..]);
+                self.key = Some(k);
                 p.truncate(dot);
                 self.prefix = Some(p);
             }
