@@ -103,6 +103,7 @@ pub fn parse_each(
         max_args: config.max_args,
         count: 0,
         name: Vec::new(),
+        base: None,
         each,
     };
     Lexer { s: body, pos: 0 }.run(&mut names)?;
@@ -119,6 +120,9 @@ struct Names<'e> {
     count: usize,
     /// The current value's full name (reused).
     name: Vec<u8>,
+    /// How much of `name` is the prefix and its dot, while the prefix is
+    /// unchanged (each value then writes only its key after it).
+    base: Option<usize>,
     each: &'e mut dyn FnMut(&[u8], &[u8]),
 }
 
@@ -129,11 +133,19 @@ impl Names<'_> {
         }
         self.count += 1;
         let key = self.key.as_deref().unwrap_or_default();
-        self.name.clear();
-        if let Some(p) = &self.prefix {
-            self.name.extend_from_slice(p);
-            self.name.push(b'.');
-        }
+        let base = match self.base {
+            Some(b) => b,
+            None => {
+                self.name.clear();
+                if let Some(p) = &self.prefix {
+                    self.name.extend_from_slice(p);
+                    self.name.push(b'.');
+                }
+                self.base = Some(self.name.len());
+                self.name.len()
+            }
+        };
+        self.name.truncate(base);
         self.name.extend_from_slice(key);
         (self.each)(&self.name, value);
         Ok(())
@@ -152,6 +164,7 @@ impl Names<'_> {
     }
 
     fn start_array(&mut self) -> Result<(), JsonError> {
+        self.base = None;
         match (&mut self.prefix, &self.key) {
             (None, None) => {
                 self.prefix = Some(b"array".to_vec());
@@ -167,6 +180,7 @@ impl Names<'_> {
     }
 
     fn end_array(&mut self) {
+        self.base = None;
         let Some(mut p) = self.prefix.take() else {
             return;
         };
@@ -178,6 +192,7 @@ impl Names<'_> {
     }
 
     fn start_map(&mut self) -> Result<(), JsonError> {
+        self.base = None;
         // The top-level object opens no context.
         let Some(k) = &self.key else {
             return Ok(());
@@ -193,6 +208,7 @@ impl Names<'_> {
     }
 
     fn end_map(&mut self) {
+        self.base = None;
         let Some(mut p) = self.prefix.take() else {
             return;
         };
