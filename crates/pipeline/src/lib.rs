@@ -84,12 +84,11 @@ impl RequestHead {
         // every request the WAF sees.
         let (m, u, v) = (&self.method, &self.uri_raw, self.version.as_str());
         let mut line = String::with_capacity(m.len() + u.len() + v.len() + 2);
-        for (i, part) in [m.as_str(), u, v].into_iter().enumerate() {
-            if i > 0 {
-                line.push(' ');
-            }
-            line.push_str(part);
-        }
+        line.push_str(m);
+        line.push(' ');
+        line.push_str(u);
+        line.push(' ');
+        line.push_str(v);
         line
     }
 }

@@ -1182,9 +1182,6 @@ impl Engine<'_> {
     }
 }
 
-/// Room for the items a typical rule generates (headers, cookies and
-/// arguments, names and values), so the list is allocated once instead of
-/// growing through several reallocations per rule.
 /// One value of a plain link: transformed and evaluated, unless its
 /// kept answer is a failure; a match is added to `hits`.
 #[inline(always)]
@@ -1271,6 +1268,9 @@ fn next_live(live: &[u64], i: usize) -> Option<usize> {
     }
 }
 
+/// Room for the items a typical rule generates (headers, cookies and
+/// arguments, names and values), so the list is allocated once instead of
+/// growing through several reallocations per rule.
 fn item_capacity(st: &TxState) -> usize {
     (st.req_headers.len() + 2 * (st.cookies.len() + st.args.len()) + 4).min(4096)
 }

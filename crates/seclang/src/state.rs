@@ -69,21 +69,11 @@ impl MultipartFlags {
 /// field name, are transformed and scanned once per distinct name or value.
 /// Returns whether any two arguments now share a buffer.
 pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool) -> bool {
-    if pairs.len() < 4 {
-        args.extend(pairs.into_iter().map(|(n, v)| Arg {
-            name: n.into(),
-            value: v.into(),
-            post,
-        }));
-        return false;
+    let mut sink = ArgSink::new(args, pairs.len(), post);
+    for (n, v) in &pairs {
+        sink.push(n, v);
     }
-    let mut interner = Interner::with_capacity(pairs.len().saturating_mul(2));
-    for (n, v) in pairs {
-        let name = interner.intern(&n);
-        let value = interner.intern(&v);
-        args.push(Arg { name, value, post });
-    }
-    interner.shared
+    sink.shared()
 }
 
 /// [`push_args`] for a urlencoded string (the query, a form body), each
@@ -91,15 +81,46 @@ pub fn push_args(args: &mut Vec<Arg>, pairs: Vec<(Vec<u8>, Vec<u8>)>, post: bool
 /// buffer, an invalid encoding was seen).
 pub fn push_urlencoded(args: &mut Vec<Arg>, s: &[u8], sep: u8, post: bool) -> (bool, bool) {
     let pairs = s.split(|&b| b == sep).filter(|p| !p.is_empty()).count();
-    let mut interner = (pairs >= 4).then(|| Interner::with_capacity(pairs.saturating_mul(2)));
-    let bad = crate::body::each_urlencoded(s, sep, |n, v| {
-        let (name, value) = match interner.as_mut() {
-            Some(i) => (i.intern(n), i.intern(v)),
-            None => (n.into(), v.into()),
+    let mut sink = ArgSink::new(args, pairs, post);
+    let bad = crate::body::each_urlencoded(s, sep, |n, v| sink.push(n, v));
+    (sink.shared(), bad)
+}
+
+/// Arguments added to a list, interned when there are enough of them to
+/// repeat (a few are not worth a table).
+struct ArgSink<'a> {
+    args: &'a mut Vec<Arg>,
+    interner: Option<Interner>,
+    post: bool,
+}
+
+impl<'a> ArgSink<'a> {
+    fn new(args: &'a mut Vec<Arg>, pairs: usize, post: bool) -> ArgSink<'a> {
+        args.reserve(pairs);
+        let interner = (pairs >= 4).then(|| Interner::with_capacity(pairs.saturating_mul(2)));
+        ArgSink {
+            args,
+            interner,
+            post,
+        }
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        let (name, value) = match self.interner.as_mut() {
+            Some(i) => (i.intern(name), i.intern(value)),
+            None => (name.into(), value.into()),
         };
-        args.push(Arg { name, value, post });
-    });
-    (interner.is_some_and(|i| i.shared), bad)
+        self.args.push(Arg {
+            name,
+            value,
+            post: self.post,
+        });
+    }
+
+    /// Whether any two of the arguments share a buffer.
+    fn shared(self) -> bool {
+        self.interner.is_some_and(|i| i.shared)
+    }
 }
 
 /// Equal byte strings as one shared buffer (see [`push_args`]), taken from
@@ -118,12 +139,12 @@ pub struct Interner {
 /// A thread's argument strings (see [`Interner`]).
 #[derive(Default)]
 struct ArgStrings {
-    // Keyed by request data: a hash seeded at random per process, so names
-    // cannot be crafted to collide without reading the seed out of the
-    // process. foldhash costs a fraction of SipHash per key. A table of
-    // its own, so a new string is hashed and probed once, not once to
-    // look and again to insert.
-    /// Each with the stamp of the interner that last handed it out.
+    /// Each with the stamp of the interner that last handed it out. Keyed
+    /// by request data: a hash seeded at random per process, so names
+    /// cannot be crafted to collide without reading the seed out of the
+    /// process (foldhash costs a fraction of SipHash per key). A table of
+    /// its own, so a new string is hashed and probed once, not once to
+    /// look and again to insert.
     table: hashbrown::HashTable<(Arc<[u8]>, u64)>,
     hasher: foldhash::fast::RandomState,
     /// Bytes of the strings in `table`.
