@@ -200,7 +200,11 @@ pub fn response_headers(
 ) {
     st.status = Some(status);
     st.resp_protocol = protocol.as_bytes().to_vec();
-    st.status_line = format!("{protocol} {status}").into_bytes();
+    let mut line = Vec::with_capacity(protocol.len() + 4);
+    line.extend_from_slice(protocol.as_bytes());
+    line.push(b' ');
+    line.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    st.status_line = line;
     st.resp_headers = headers
         .iter()
         .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))

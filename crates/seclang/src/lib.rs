@@ -392,10 +392,20 @@ impl Transaction {
         if !self.rt.resp_body_access || self.rt.intervention.is_some() || self.done[4] {
             return false;
         }
-        let ct = String::from_utf8_lossy(&self.st.resp_content_type).to_ascii_lowercase();
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        let mime = if mime.is_empty() { "null" } else { mime };
-        self.rules.cfg.resp_mime.iter().any(|m| m == mime)
+        // Compared in place (asked more than once per response); the
+        // configured types are lower-cased at load.
+        let ct = &self.st.resp_content_type;
+        let mime = ct
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        let mime: &[u8] = if mime.is_empty() { b"null" } else { mime };
+        self.rules
+            .cfg
+            .resp_mime
+            .iter()
+            .any(|m| m.as_bytes().eq_ignore_ascii_case(mime))
     }
 
     /// `SecResponseBodyLimit` in bytes.

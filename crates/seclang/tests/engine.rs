@@ -1728,3 +1728,33 @@ SecRule TX:check "@eq 1" "id:10,phase:1,pass,log,chain"
         assert_eq!(ids(&tx), vec![10], "round {round}");
     }
 }
+
+/// Phase 4 wants a body only of the configured MIME types, matched
+/// case-insensitively without parameters (`null` is a missing type), and
+/// STATUS_LINE is the protocol and the status.
+#[test]
+fn response_body_mime_types_and_status_line() {
+    let conf = "SecRuleEngine On\nSecResponseBodyAccess On\n\
+        SecResponseBodyMimeType text/html null\n\
+        SecRule STATUS_LINE \"@streq HTTP/1.1 404\" \"id:1,phase:3,pass,log\"\n";
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    for (ct, wants) in [
+        (Some(" Text/HTML ; charset=utf-8"), true),
+        (Some("text/htmlx"), false),
+        (Some("application/json"), false),
+        (None, true),
+        (Some(""), true),
+    ] {
+        let mut tx = Transaction::new(rs.clone(), &req("/", &[]), "uid-1".into());
+        assert!(tx.process_request_headers().is_none());
+        let headers: Vec<(String, Vec<u8>)> = ct
+            .map(|c| ("Content-Type".to_string(), c.as_bytes().to_vec()))
+            .into_iter()
+            .collect();
+        assert!(tx
+            .process_response_headers(404, "HTTP/1.1", &headers)
+            .is_none());
+        assert_eq!(tx.wants_response_body(), wants, "{ct:?}");
+        assert_eq!(ids(&tx), vec![1], "{ct:?}");
+    }
+}
