@@ -12,6 +12,31 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+/// An address as `Display` writes it; IPv4 (the common case) without the
+/// formatting machinery (the WAF's REMOTE_ADDR and the proxy's
+/// `X-Forwarded-For` take it per request).
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if o >= 100 {
+                    out.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    out.push(char::from(b'0' + o / 10 % 10));
+                }
+                out.push(char::from(b'0' + o % 10));
+            }
+            out
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
+}
+
 /// HTTP version as it arrived on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpVersion {
@@ -254,4 +279,31 @@ pub trait Stage: Send + Sync {
 
     /// Phase 5: the exchange is over; record what needs recording.
     fn on_log(&self, _ctx: &mut RequestCtx) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        let mut ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "192.0.2.10",
+            "255.255.255.255",
+            "10.9.100.1",
+            "::1",
+            "2001:db8::7",
+        ]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
+        // Every octet value, in each position.
+        for o in 0..=255u8 {
+            ips.push(IpAddr::from([o, 255 - o, o / 2, o.wrapping_mul(7)]));
+        }
+        for ip in ips {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 }

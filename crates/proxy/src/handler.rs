@@ -189,11 +189,19 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         values.extend_from_slice(v);
     }
     let values = values.freeze();
+    // The `Connection:` values, found once (not once per field).
+    let conn: Vec<&[u8]> = ctx
+        .req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .map(|(_, v)| v.as_slice())
+        .collect();
     let mut at = 0;
     for (n, v) in &ctx.req.headers {
         let value = values.slice(at..at + v.len());
         at += v.len();
-        if is_hop_by_hop(n) || connection_lists(&ctx.req.headers, n) {
+        if is_hop_by_hop(n) || conn.iter().any(|v| value_lists(v, n)) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
@@ -309,20 +317,12 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     }
 }
 
-/// Header names listed in `Connection:` are hop-by-hop too: is `name` one of them?
-fn connection_lists(headers: &[(String, Vec<u8>)], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .any(|(_, v)| value_lists(v, name))
-}
-
-/// Does one `Connection:` value list `name` among its comma-separated tokens?
+/// Does one `Connection:` value list `name` among its comma-separated
+/// tokens? (Header names are ASCII; tokens are compared as bytes.)
 fn value_lists(v: &[u8], name: &str) -> bool {
     v.split(|&b| b == b',').any(|t| {
-        let t = String::from_utf8_lossy(t);
-        let t = t.trim();
-        !t.is_empty() && t.eq_ignore_ascii_case(name)
+        let t = t.trim_ascii();
+        !t.is_empty() && t.eq_ignore_ascii_case(name.as_bytes())
     })
 }
 
@@ -331,7 +331,7 @@ fn value_lists(v: &[u8], name: &str) -> bool {
 fn append_forwarded(h: &mut http::HeaderMap, ctx: &RequestCtx) {
     static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    let peer = ctx.req.peer.ip().to_string();
+    let peer = pipeline::ip_text(ctx.req.peer.ip());
     let xff = if ctx.req.client_ip == ctx.req.peer.ip() {
         peer
     } else {

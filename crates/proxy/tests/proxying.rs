@@ -269,3 +269,33 @@ async fn trusted_proxy_client_ip() {
     assert_eq!(ip, "127.0.0.1");
     assert_eq!(xff, "127.0.0.1");
 }
+
+/// Fields the client's `Connection:` lists are hop-by-hop (RFC 9110 7.6.1):
+/// not forwarded, whatever their case or the list's spacing; the others are.
+#[tokio::test]
+async fn connection_listed_fields_stay_on_the_client_hop() {
+    let up = upstream().await;
+    let s = serve_yaml(&policy_yaml(up, "p", "")).await;
+    let r = raw(
+        s.http.unwrap(),
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive ,x-drop-one\r\n\
+          X-Drop-One: 1\r\nX-Keep: 2\r\nX-Drop-Two: 3\r\nConnection: X-DROP-TWO, close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    s.stop();
+    assert_eq!(r.status, 200);
+    let names: Vec<String> = r.json()["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"x-keep".to_string()), "{names:?}");
+    for gone in ["x-drop-one", "x-drop-two", "connection"] {
+        assert!(
+            !names.contains(&gone.to_string()),
+            "{gone} forwarded: {names:?}"
+        );
+    }
+}
