@@ -8,7 +8,6 @@
 //! acts on the [`Verdict`] they return.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -196,8 +195,9 @@ pub struct RequestCtx {
     pub findings: Vec<Finding>,
     pub decisions: Vec<Decision>,
     /// Stage-private state that must live across phases (e.g. a WAF transaction),
-    /// keyed by stage name.
-    slots: HashMap<&'static str, Box<dyn Any + Send>>,
+    /// keyed by stage name: a few entries at most, so a list searched in
+    /// order (cheaper per request than hashing the name on every ask).
+    slots: Vec<(&'static str, Box<dyn Any + Send>)>,
 }
 
 impl RequestCtx {
@@ -211,25 +211,37 @@ impl RequestCtx {
             response_headers: Vec::new(),
             findings: Vec::new(),
             decisions: Vec::new(),
-            slots: HashMap::new(),
+            slots: Vec::new(),
         }
     }
 
+    /// Store `value` as `stage`'s state (replacing what it stored before).
     pub fn put<T: Any + Send>(&mut self, stage: &'static str, value: T) {
-        self.slots.insert(stage, Box::new(value));
+        let value: Box<dyn Any + Send> = Box::new(value);
+        match self.slot(stage) {
+            Some(i) => self.slots[i].1 = value,
+            None => self.slots.push((stage, value)),
+        }
     }
 
     pub fn get<T: Any + Send>(&self, stage: &'static str) -> Option<&T> {
-        self.slots.get(stage).and_then(|b| b.downcast_ref())
+        let i = self.slot(stage)?;
+        self.slots[i].1.downcast_ref()
     }
 
     pub fn get_mut<T: Any + Send>(&mut self, stage: &'static str) -> Option<&mut T> {
-        self.slots.get_mut(stage).and_then(|b| b.downcast_mut())
+        let i = self.slot(stage)?;
+        self.slots[i].1.downcast_mut()
     }
 
     pub fn take<T: Any + Send>(&mut self, stage: &'static str) -> Option<T> {
-        let b = self.slots.remove(stage)?;
+        let i = self.slot(stage)?;
+        let (_, b) = self.slots.swap_remove(i);
         b.downcast().ok().map(|b| *b)
+    }
+
+    fn slot(&self, stage: &str) -> Option<usize> {
+        self.slots.iter().position(|(s, _)| *s == stage)
     }
 }
 
@@ -284,6 +296,40 @@ pub trait Stage: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctx() -> RequestCtx {
+        RequestCtx::new(RequestHead {
+            method: "GET".into(),
+            uri_raw: "/".into(),
+            path: "/".into(),
+            query: String::new(),
+            version: HttpVersion::Http11,
+            headers: Vec::new(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            client_ip: "127.0.0.1".parse().unwrap(),
+            tls: false,
+            local: "127.0.0.1:2".parse().unwrap(),
+        })
+    }
+
+    /// Each stage's slot holds its own value, of its own type; `put` again
+    /// replaces it, `take` empties it.
+    #[test]
+    fn stage_slots() {
+        let mut c = ctx();
+        c.put("waf", 1u32);
+        c.put("bot", String::from("b"));
+        c.put("flow", 3u64);
+        assert_eq!(c.get::<u32>("waf"), Some(&1));
+        assert_eq!(c.get::<String>("waf"), None, "another type");
+        assert_eq!(c.get::<u32>("acl"), None, "no slot");
+        *c.get_mut::<u32>("waf").unwrap() += 1;
+        c.put("bot", String::from("b2"));
+        assert_eq!(c.take::<u32>("waf"), Some(2));
+        assert_eq!(c.take::<u32>("waf"), None, "taken");
+        assert_eq!(c.get::<String>("bot").map(String::as_str), Some("b2"));
+        assert_eq!(c.get::<u64>("flow"), Some(&3));
+    }
 
     #[test]
     fn addresses_read_as_display_writes_them() {
