@@ -155,3 +155,47 @@ async fn json_body_limits_from_the_rule_files() {
     assert_eq!(status(a, &post(r#"{"a":{"b":{"c":1}}}"#)).await, 400);
     s.stop();
 }
+
+/// The logging phase runs for every request, a blocked one too (as in
+/// ModSecurity v2: CRS reports a blocked request's scores there), and its
+/// logged rules reach the alert log.
+#[tokio::test]
+async fn logging_phase_runs_after_a_block() {
+    let up = upstream().await;
+    let dir = tempdir("waf-log");
+    std::fs::write(
+        dir.join("rules.conf"),
+        "SecRule ARGS \"@contains evil\" \"id:2001,phase:2,deny,status:403,log,msg:'evil'\"\n\
+         SecAction \"id:2002,phase:5,pass,log,msg:'logging phase'\"\n",
+    )
+    .unwrap();
+    write_policy(
+        &dir,
+        &format!(
+            "version: 1\nname: waflog\nupstreams:\n  app:\n    targets: [\"{up}\"]\n\
+             routes:\n  - name: all\n    upstream: app\nwaf:\n  enabled: true\n  rules: [rules.conf]\n"
+        ),
+    );
+    let (k, _) = key();
+    let (b, _) = policy::build(&dir, &k).unwrap();
+    let alerts = dir.join("alerts.log");
+    let s = proxy::start(
+        proxy::Runtime::from_bundle(&b).unwrap(),
+        proxy::ServeOptions {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            alert_log: Some(alerts.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let a = s.http.unwrap();
+    assert_eq!(status(a, &get_h("/?q=evil", "")).await, 403);
+    assert_eq!(status(a, &get_h("/?q=fine", "")).await, 200);
+    s.stop();
+    let log = std::fs::read_to_string(&alerts).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let with = |id: &str| lines.iter().filter(|l| l.contains(id)).count();
+    assert_eq!(with("[id \"2001\"]"), 1, "{log}");
+    assert_eq!(with("[id \"2002\"]"), 2, "both requests: {log}");
+}

@@ -218,7 +218,9 @@ impl Engine<'_> {
     /// Run every rule of `phase`. Returns an intervention when one was decided.
     pub fn run_phase(&mut self, phase: u8) -> Option<Intervention> {
         self.rt.phase = phase;
-        if self.rt.intervention.is_some() {
+        // As in v2, an intercepted transaction still runs its logging phase
+        // (CRS's correlation rules report on blocked requests there).
+        if self.rt.intervention.is_some() && phase != 5 {
             return self.rt.intervention.clone();
         }
         match (self.rt.allow, phase) {
