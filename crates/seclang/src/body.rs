@@ -205,10 +205,13 @@ pub fn response_headers(
     line.push(b' ');
     line.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     st.status_line = line;
-    st.resp_headers = headers
-        .iter()
-        .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
-        .collect();
+    // Into the last transaction's buffers (see `state::Spare`).
+    let mut kept = std::mem::take(&mut st.resp_headers_spare);
+    crate::state::fill_pairs(
+        &mut kept,
+        headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())),
+    );
+    st.resp_headers = kept;
     let get = |n: &str| {
         headers
             .iter()

@@ -73,6 +73,7 @@ pub fn initial_state(
         wall: Some(SystemTime::now()),
         req_headers: spare.req_headers,
         cookies: spare.cookies,
+        resp_headers_spare: spare.resp_headers,
         matched_vars: spare.matched_vars,
         matched_var: spare.matched_var,
         matched_var_name: spare.matched_var_name,

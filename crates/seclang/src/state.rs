@@ -282,7 +282,10 @@ pub struct TxState {
     pub status: Option<u16>,
     pub status_line: Vec<u8>,
     pub resp_protocol: Vec<u8>,
-    pub resp_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub resp_headers: Pairs,
+    /// The last transaction's response header buffers, for phase 3 to fill
+    /// (empty until then: a request stopped before a response has none).
+    pub resp_headers_spare: Pairs,
     pub resp_body: Option<Vec<u8>>,
     pub resp_content_type: Vec<u8>,
     pub resp_content_length: Vec<u8>,
@@ -364,13 +367,14 @@ impl TxState {
 }
 
 /// Buffers of a thread's last finished transaction that its next one fills
-/// again instead of allocating: the request headers, the cookies, the TX
+/// again instead of allocating: the request and response headers, the cookies, the TX
 /// layer's entries and the matched-variable list. Kept with the thread's
 /// transformation cache (`TCache::spare`).
 #[derive(Debug, Default)]
 pub struct Spare {
     pub req_headers: Pairs,
     pub cookies: Pairs,
+    pub resp_headers: Pairs,
     pub tx: Option<Collection>,
     pub matched_vars: MatchedVars,
     pub matched_var: Vec<u8>,
@@ -394,6 +398,13 @@ impl Spare {
         }
         if small(&st.cookies) {
             s.cookies = std::mem::take(&mut st.cookies);
+        }
+        if st.resp_headers.is_empty() {
+            // No response this time: the buffers kept from before.
+            std::mem::swap(&mut st.resp_headers, &mut st.resp_headers_spare);
+        }
+        if small(&st.resp_headers) {
+            s.resp_headers = std::mem::take(&mut st.resp_headers);
         }
         // A layer grown by an unusual request (thousands of TX keys) is let go.
         if st.tx.own_capacity() <= 1024 {

@@ -1758,3 +1758,36 @@ fn response_body_mime_types_and_status_line() {
         assert_eq!(ids(&tx), vec![1], "{ct:?}");
     }
 }
+
+/// A thread's transactions reuse the response header buffers of the one
+/// before: each sees only its own response's headers, and none when it
+/// ends before a response (phase 5 runs after a block too, as in v2).
+#[test]
+fn response_headers_are_each_transactions_own() {
+    let conf = "SecRuleEngine On\n\
+        SecRule REQUEST_HEADERS:X-Block \"@rx .\" \"id:1,phase:1,deny,log\"\n\
+        SecRule RESPONSE_HEADERS:X-Old \"@rx .\" \"id:2,phase:3,pass,log\"\n\
+        SecRule &RESPONSE_HEADERS \"@gt 0\" \"id:3,phase:5,pass,log\"\n\
+        SecRule &RESPONSE_HEADERS \"@eq 0\" \"id:4,phase:5,pass,log\"\n";
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let h = |pairs: &[(&str, &str)]| -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    let run = |req_headers: &[(&str, &str)], resp: Vec<(String, Vec<u8>)>| {
+        let mut tx = Transaction::new(rs.clone(), &req("/", req_headers), "uid".into());
+        let mut iv = tx.process_request_headers();
+        if iv.is_none() {
+            iv = tx.process_response_headers(200, "HTTP/1.1", &resp);
+        }
+        tx.process_logging();
+        (ids(&tx), iv.map(|i| i.status))
+    };
+    let first = h(&[("X-Old", "1"), ("Content-Type", "text/html")]);
+    assert_eq!(run(&[], first.clone()), (vec![2, 3], None));
+    assert_eq!(run(&[("X-Block", "1")], first), (vec![1, 4], Some(403)));
+    assert_eq!(run(&[], h(&[("Content-Type", "x")])), (vec![3], None));
+    assert_eq!(run(&[], Vec::new()), (vec![4], None));
+}
