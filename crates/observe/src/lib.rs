@@ -152,32 +152,53 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// ModSecurity error-log style: `[client IP] ModSecurity: Warning. ... [id "N"] ...`.
+/// ModSecurity v2 error-log style: `[client IP] ModSecurity: Warning. [file
+/// "..."] [line "N"] [id "N"] [msg "..."] ...`, or `Access denied with code
+/// 403 (phase 2).` for the rule that stopped the request when its stage
+/// enforced it; fields with nothing to say are left out, as v2 does.
 pub fn alert_line(ctx: &RequestCtx, f: &pipeline::Finding) -> String {
-    let mut s = format!(
-        "[client {}] ModSecurity: Warning. [id \"{}\"] [msg \"{}\"] [data \"{}\"] [severity \"{}\"]",
-        ctx.req.client_ip,
-        f.rule_id,
-        esc(&f.msg),
-        esc(&f.data),
-        esc(&f.severity)
-    );
-    for t in &f.tags {
-        s.push_str(&format!(" [tag \"{}\"]", esc(t)));
+    use std::fmt::Write;
+    let enforced = ctx.decisions.iter().any(|d| {
+        d.stage == f.stage && d.verdict.is_blocking() && d.mode == pipeline::Mode::Enforce
+    });
+    let mut s = format!("[client {}] ModSecurity: ", ctx.req.client_ip);
+    match f.denied {
+        Some((code, phase)) if enforced => {
+            let _ = write!(s, "Access denied with code {code} (phase {phase}).");
+        }
+        _ => s.push_str("Warning."),
     }
-    s.push_str(&format!(
+    if !f.file.is_empty() {
+        let _ = write!(s, " [file \"{}\"] [line \"{}\"]", esc(&f.file), f.line);
+    }
+    let _ = write!(s, " [id \"{}\"]", f.rule_id);
+    for (name, v) in [
+        ("msg", &f.msg),
+        ("data", &f.data),
+        ("severity", &f.severity),
+        ("ver", &f.ver),
+    ] {
+        if !v.is_empty() {
+            let _ = write!(s, " [{name} \"{}\"]", esc(v));
+        }
+    }
+    for t in &f.tags {
+        let _ = write!(s, " [tag \"{}\"]", esc(t));
+    }
+    let _ = write!(
+        s,
         " [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
         esc(ctx.req.host()),
         esc(&ctx.req.path),
         ctx.id
-    ));
+    );
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipeline::{Finding, HttpVersion, RequestHead};
+    use pipeline::{Finding, HttpVersion, RequestHead, Verdict};
 
     fn ctx() -> RequestCtx {
         let mut c = RequestCtx::new(RequestHead {
@@ -204,6 +225,7 @@ mod tests {
             data: data.into(),
             severity: "CRITICAL".into(),
             tags: vec!["attack-sqli".into()],
+            ..Default::default()
         }
     }
 
@@ -214,6 +236,45 @@ mod tests {
             l,
             "[client 192.0.2.7] ModSecurity: Warning. [id \"942100\"] [msg \"SQL Injection Attack Detected via libinjection\"] [data \"1' OR '1'='1\"] [severity \"CRITICAL\"] [tag \"attack-sqli\"] [hostname \"shop.example\"] [uri \"/a\"] [unique_id \"req-1\"]"
         );
+    }
+
+    /// The rule that stopped the request says so when its stage enforced
+    /// the block (not in monitor mode); file, line and ver are given when
+    /// known, and empty fields are left out.
+    #[test]
+    fn alert_line_of_the_blocking_rule() {
+        let blocking = Finding {
+            rule_id: 949110,
+            msg: "Inbound Anomaly Score Exceeded (Total Score: 5)".into(),
+            file: "crs/rules/REQUEST-949-BLOCKING-EVALUATION.conf".into(),
+            line: 222,
+            ver: "OWASP_CRS/4.28.0".into(),
+            denied: Some((403, 2)),
+            ..finding("")
+        };
+        let deny = Verdict::Deny {
+            status: 403,
+            reason: "blocked".into(),
+        };
+        let mut c = ctx();
+        c.decisions.push(pipeline::Decision {
+            stage: "waf",
+            verdict: deny.clone(),
+            mode: pipeline::Mode::Enforce,
+        });
+        assert_eq!(
+            alert_line(&c, &blocking),
+            "[client 192.0.2.7] ModSecurity: Access denied with code 403 (phase 2). [file \"crs/rules/REQUEST-949-BLOCKING-EVALUATION.conf\"] [line \"222\"] [id \"949110\"] [msg \"Inbound Anomaly Score Exceeded (Total Score: 5)\"] [severity \"CRITICAL\"] [ver \"OWASP_CRS/4.28.0\"] [tag \"attack-sqli\"] [hostname \"shop.example\"] [uri \"/a\"] [unique_id \"req-1\"]"
+        );
+        // Another rule of the same request only warned.
+        assert!(alert_line(&c, &finding("x")).contains("ModSecurity: Warning. [id \"942100\"]"));
+        let mut monitored = ctx();
+        monitored.decisions.push(pipeline::Decision {
+            stage: "waf",
+            verdict: deny,
+            mode: pipeline::Mode::Monitor,
+        });
+        assert!(alert_line(&monitored, &blocking).contains("ModSecurity: Warning. [file"));
     }
 
     #[test]

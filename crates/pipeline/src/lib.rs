@@ -169,6 +169,19 @@ pub struct Finding {
     pub data: String,
     pub severity: String,
     pub tags: Vec<String>,
+    /// Where the rule is defined and its version (`[file]`, `[line]`,
+    /// `[ver]` of the alert log; empty and 0 when unknown).
+    #[serde(skip)]
+    pub file: String,
+    #[serde(skip)]
+    pub line: usize,
+    #[serde(skip)]
+    pub ver: String,
+    /// The status and phase when this finding's rule is the one that
+    /// stopped the request (ModSecurity's "Access denied with code N
+    /// (phase P)" when the stage enforced it).
+    #[serde(skip)]
+    pub denied: Option<(u16, u8)>,
 }
 
 /// A decision a stage took, with the mode it ran in, so monitor-mode blocks are still visible.

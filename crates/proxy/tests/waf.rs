@@ -198,4 +198,15 @@ async fn logging_phase_runs_after_a_block() {
     let with = |id: &str| lines.iter().filter(|l| l.contains(id)).count();
     assert_eq!(with("[id \"2001\"]"), 1, "{log}");
     assert_eq!(with("[id \"2002\"]"), 2, "both requests: {log}");
+    // The rule that blocked says so, with where it is, as ModSecurity writes it.
+    assert_eq!(
+        with("ModSecurity: Access denied with code 403 (phase 2). [file \"rules.conf\"] [line \"1\"] [id \"2001\"]"),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        with("ModSecurity: Warning. [file \"rules.conf\"] [line \"2\"] [id \"2002\"]"),
+        2,
+        "{log}"
+    );
 }

@@ -1011,6 +1011,7 @@ impl Engine<'_> {
                 tags: Vec::new(),
                 file: String::new(),
                 line: m.line,
+                ver: String::new(),
                 log: false,
                 matched_var_name: String::new(),
             });
@@ -1033,6 +1034,7 @@ impl Engine<'_> {
             tags: m.tags.iter().map(|t| t.expand_string(st)).collect(),
             file: m.file.to_string(),
             line: m.line,
+            ver: m.ver.clone().unwrap_or_default(),
             log: starter.log,
             matched_var_name: st.matched_var_name.text(),
         });

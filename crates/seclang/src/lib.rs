@@ -212,31 +212,11 @@ pub struct MatchedRule {
     pub tags: Vec<String>,
     pub file: String,
     pub line: usize,
+    /// The rule's `ver` (empty when it has none, and for `nolog` rules).
+    pub ver: String,
     /// `log` / `nolog` as resolved for this rule (nolog rules stay out of the alert log).
     pub log: bool,
     pub matched_var_name: String,
-}
-
-impl MatchedRule {
-    /// One ModSecurity-style alert line: `... [id "942100"] [msg "..."] ...`
-    /// so go-ftw and CRS tooling read it unchanged.
-    pub fn alert_line(&self, unique_id: &str) -> String {
-        format!(
-            "ModSecurity: Warning. Matched \"{}\" [file \"{}\"] [line \"{}\"] [id \"{}\"] [msg \"{}\"] [data \"{}\"] [severity \"{}\"]{} [unique_id \"{}\"]",
-            self.matched_var_name.replace('"', "\\\""),
-            self.file,
-            self.line,
-            self.id,
-            self.msg.replace('"', "\\\""),
-            self.data.replace('"', "\\\""),
-            self.severity,
-            self.tags
-                .iter()
-                .map(|t| format!(" [tag \"{}\"]", t.replace('"', "\\\"")))
-                .collect::<String>(),
-            unique_id
-        )
-    }
 }
 
 /// One request/response evaluated against a [`RuleSet`].
@@ -300,6 +280,11 @@ impl Transaction {
             stats: engine::Stats::default(),
             done: [false; 6],
         }
+    }
+
+    /// The disruptive action a rule decided (status, rule id), once one did.
+    pub fn intervention(&self) -> Option<&Intervention> {
+        self.rt.intervention.as_ref()
     }
 
     pub fn unique_id(&self) -> &str {

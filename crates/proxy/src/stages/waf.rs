@@ -100,6 +100,7 @@ impl Stage for WafStage {
             return;
         };
         tx.process_logging();
+        let stopped = tx.intervention().map(|iv| (iv.rule_id, iv.status));
         for m in tx.matched().iter().filter(|m| m.log) {
             ctx.findings.push(Finding {
                 stage: SLOT,
@@ -108,6 +109,13 @@ impl Stage for WafStage {
                 data: m.data.clone(),
                 severity: m.severity.to_string(),
                 tags: m.tags.clone(),
+                file: m.file.clone(),
+                line: m.line,
+                ver: m.ver.clone(),
+                denied: match stopped {
+                    Some((id, status)) if id == m.id => Some((status, m.phase)),
+                    _ => None,
+                },
             });
         }
     }
