@@ -162,9 +162,9 @@ pub fn alert_line(ctx: &RequestCtx, f: &pipeline::Finding) -> String {
         d.stage == f.stage && d.verdict.is_blocking() && d.mode == pipeline::Mode::Enforce
     });
     let mut s = format!("[client {}] ModSecurity: ", ctx.req.client_ip);
-    match f.denied {
-        Some((code, phase)) if enforced => {
-            let _ = write!(s, "Access denied with code {code} (phase {phase}).");
+    match &f.denied {
+        Some(how) if enforced => {
+            let _ = write!(s, "Access denied {}.", esc(how));
         }
         _ => s.push_str("Warning."),
     }
@@ -249,7 +249,7 @@ mod tests {
             file: "crs/rules/REQUEST-949-BLOCKING-EVALUATION.conf".into(),
             line: 222,
             ver: "OWASP_CRS/4.28.0".into(),
-            denied: Some((403, 2)),
+            denied: Some("with code 403 (phase 2)".into()),
             ..finding("")
         };
         let deny = Verdict::Deny {

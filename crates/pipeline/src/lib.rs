@@ -177,11 +177,12 @@ pub struct Finding {
     pub line: usize,
     #[serde(skip)]
     pub ver: String,
-    /// The status and phase when this finding's rule is the one that
-    /// stopped the request (ModSecurity's "Access denied with code N
-    /// (phase P)" when the stage enforced it).
+    /// How this finding's rule stopped the request, when it is the one that
+    /// did, as ModSecurity words it after "Access denied ": `with code 403
+    /// (phase 2)`, `with redirection to URL using status 302 (phase 1)`
+    /// (used when the stage enforced it).
     #[serde(skip)]
-    pub denied: Option<(u16, u8)>,
+    pub denied: Option<String>,
 }
 
 /// A decision a stage took, with the mode it ran in, so monitor-mode blocks are still visible.

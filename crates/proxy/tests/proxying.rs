@@ -253,8 +253,8 @@ async fn client_ip_seen(trusted: &str, xff: &str) -> (String, String) {
         .find(|h| h[0] == "x-forwarded-for")
         .map(|h| h[1].as_str().unwrap().to_string())
         .unwrap();
+    let ev = lines_when_written(&events, 1).await;
     s.stop();
-    let ev = std::fs::read_to_string(&events).unwrap();
     let ev: serde_json::Value = serde_json::from_str(ev.lines().last().unwrap()).unwrap();
     (ev["client_ip"].as_str().unwrap().to_string(), upstream_xff)
 }

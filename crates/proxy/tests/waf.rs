@@ -166,7 +166,8 @@ async fn logging_phase_runs_after_a_block() {
     std::fs::write(
         dir.join("rules.conf"),
         "SecRule ARGS \"@contains evil\" \"id:2001,phase:2,deny,status:403,log,msg:'evil'\"\n\
-         SecAction \"id:2002,phase:5,pass,log,msg:'logging phase'\"\n",
+         SecAction \"id:2002,phase:5,pass,log,msg:'logging phase'\"\n\
+         SecRule REQUEST_HEADERS:X-Go \"@rx .\" \"id:2003,phase:1,redirect:https://example.com/,log\"\n",
     )
     .unwrap();
     write_policy(
@@ -192,12 +193,18 @@ async fn logging_phase_runs_after_a_block() {
     let a = s.http.unwrap();
     assert_eq!(status(a, &get_h("/?q=evil", "")).await, 403);
     assert_eq!(status(a, &get_h("/?q=fine", "")).await, 200);
+    assert_eq!(status(a, &get_h("/", "X-Go: 1\r\n")).await, 302);
+    let log = lines_when_written(&alerts, 5).await;
     s.stop();
-    let log = std::fs::read_to_string(&alerts).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     let with = |id: &str| lines.iter().filter(|l| l.contains(id)).count();
     assert_eq!(with("[id \"2001\"]"), 1, "{log}");
-    assert_eq!(with("[id \"2002\"]"), 2, "both requests: {log}");
+    assert_eq!(with("[id \"2002\"]"), 3, "every request: {log}");
+    assert_eq!(
+        with("ModSecurity: Access denied with redirection to https://example.com/ using status 302 (phase 1). [file \"rules.conf\"] [line \"3\"] [id \"2003\"]"),
+        1,
+        "{log}"
+    );
     // The rule that blocked says so, with where it is, as ModSecurity writes it.
     assert_eq!(
         with("ModSecurity: Access denied with code 403 (phase 2). [file \"rules.conf\"] [line \"1\"] [id \"2001\"]"),
@@ -206,7 +213,7 @@ async fn logging_phase_runs_after_a_block() {
     );
     assert_eq!(
         with("ModSecurity: Warning. [file \"rules.conf\"] [line \"2\"] [id \"2002\"]"),
-        2,
+        3,
         "{log}"
     );
 }

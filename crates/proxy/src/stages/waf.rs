@@ -100,7 +100,7 @@ impl Stage for WafStage {
             return;
         };
         tx.process_logging();
-        let stopped = tx.intervention().map(|iv| (iv.rule_id, iv.status));
+        let stopped = tx.intervention().cloned();
         for m in tx.matched().iter().filter(|m| m.log) {
             ctx.findings.push(Finding {
                 stage: SLOT,
@@ -112,10 +112,19 @@ impl Stage for WafStage {
                 file: m.file.clone(),
                 line: m.line,
                 ver: m.ver.clone(),
-                denied: match stopped {
-                    Some((id, status)) if id == m.id => Some((status, m.phase)),
-                    _ => None,
-                },
+                // Worded as `verdict` answers it (`drop` is answered as a deny).
+                denied: stopped.as_ref().filter(|iv| iv.rule_id == m.id).map(|iv| {
+                    match (&iv.redirect, verdict(Some(iv.clone()))) {
+                        (Some(url), Verdict::Challenge { status, .. }) => format!(
+                            "with redirection to {url} using status {status} (phase {})",
+                            m.phase
+                        ),
+                        (_, Verdict::Deny { status, .. }) => {
+                            format!("with code {status} (phase {})", m.phase)
+                        }
+                        _ => format!("(phase {})", m.phase),
+                    }
+                }),
             });
         }
     }

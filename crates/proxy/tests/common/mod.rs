@@ -209,3 +209,17 @@ pub fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n")
         .into_bytes()
 }
+
+/// The file once it holds `n` whole lines (or what it holds after 5 s): a
+/// request's log lines are written after its answer is sent.
+pub async fn lines_when_written(path: &Path, n: usize) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n && text.ends_with('\n') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}
