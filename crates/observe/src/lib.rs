@@ -109,6 +109,9 @@ impl Observer {
                             pipeline::Verdict::Tag { reason } => {
                                 ("tag", None, Some(reason.as_str()))
                             }
+                            pipeline::Verdict::Drop { reason } => {
+                                ("drop", None, Some(reason.as_str()))
+                            }
                         };
                         serde_json::json!({
                             "stage": d.stage,

@@ -142,6 +142,9 @@ pub enum Verdict {
     },
     /// Let the request go on but record why it was interesting.
     Tag { reason: String },
+    /// Close the client's connection without an answer (SecLang `drop`;
+    /// on HTTP/2, the stream is reset).
+    Drop { reason: String },
 }
 
 impl Verdict {
@@ -154,7 +157,10 @@ impl Verdict {
 
     /// True for verdicts that end the request when enforced.
     pub fn is_blocking(&self) -> bool {
-        matches!(self, Verdict::Deny { .. } | Verdict::Challenge { .. })
+        matches!(
+            self,
+            Verdict::Deny { .. } | Verdict::Challenge { .. } | Verdict::Drop { .. }
+        )
     }
 }
 

@@ -7,7 +7,6 @@ use crate::server::{ConnInfo, Shared};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pipeline::HttpVersion;
-use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -19,7 +18,7 @@ where
     let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let shared = shared.clone();
         let conn = conn.clone();
-        async move { Ok::<_, Infallible>(one(shared, conn, req).await) }
+        async move { one(shared, conn, req).await }
     });
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     b.max_header_list_size(limits.max_header_bytes as u32)
@@ -37,7 +36,7 @@ async fn one(
     shared: Arc<Shared>,
     conn: ConnInfo,
     req: http::Request<Incoming>,
-) -> http::Response<RespBody> {
+) -> Result<http::Response<RespBody>, Dropped> {
     let rt = shared.runtime();
     let (parts, body) = req.into_parts();
     let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(parts.headers.len() + 1);
@@ -66,10 +65,27 @@ async fn one(
     if body_too_large(&body, max_body) {
         let mut r = http::Response::new(RespBody::full("request body too large\n"));
         *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
-        return r;
+        return Ok(r);
     }
-    handler::handle(&shared, rt, head, body).await.resp
+    let answer = handler::handle(&shared, rt, head, body).await;
+    match answer.drop {
+        // An error from the service resets the stream: no answer.
+        true => Err(Dropped),
+        false => Ok(answer.resp),
+    }
 }
+
+/// A stream a rule dropped (SecLang `drop`).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dropped by a rule")
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 fn body_too_large(b: &ReqBody, max: u64) -> bool {
     use http_body::Body;

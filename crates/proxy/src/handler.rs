@@ -13,6 +13,9 @@ pub struct Answer {
     pub resp: Response<RespBody>,
     /// Close the connection after this response.
     pub close: bool,
+    /// Close the connection without sending the response (SecLang `drop`;
+    /// the response's status is what the request is recorded with).
+    pub drop: bool,
 }
 
 /// Build the request view from what the front end parsed.
@@ -74,7 +77,11 @@ fn local(status: u16, body: String, close: bool) -> Answer {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Answer { resp, close }
+    Answer {
+        resp,
+        close,
+        drop: false,
+    }
 }
 
 fn verdict_answer(v: Verdict, ctx: &RequestCtx) -> Answer {
@@ -103,6 +110,10 @@ fn verdict_answer(v: Verdict, ctx: &RequestCtx) -> Answer {
             }
             a
         }
+        Verdict::Drop { .. } => Answer {
+            drop: true,
+            ..local(444, String::new(), true)
+        },
         Verdict::Allow | Verdict::Tag { .. } => local(500, "internal error\n".into(), true),
     }
 }
@@ -314,6 +325,7 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     Answer {
         resp: out,
         close: false,
+        drop: false,
     }
 }
 

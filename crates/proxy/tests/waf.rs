@@ -159,21 +159,16 @@ async fn json_body_limits_from_the_rule_files() {
 /// The logging phase runs for every request, a blocked one too (as in
 /// ModSecurity v2: CRS reports a blocked request's scores there), and its
 /// logged rules reach the alert log.
-#[tokio::test]
-async fn logging_phase_runs_after_a_block() {
+/// The proxy with only `rules` as its WAF rules (enforcing on every route),
+/// writing its alert log to the returned path.
+async fn serve_rules(tag: &str, rules: &str) -> (proxy::Running, std::path::PathBuf) {
     let up = upstream().await;
-    let dir = tempdir("waf-log");
-    std::fs::write(
-        dir.join("rules.conf"),
-        "SecRule ARGS \"@contains evil\" \"id:2001,phase:2,deny,status:403,log,msg:'evil'\"\n\
-         SecAction \"id:2002,phase:5,pass,log,msg:'logging phase'\"\n\
-         SecRule REQUEST_HEADERS:X-Go \"@rx .\" \"id:2003,phase:1,redirect:https://example.com/,log\"\n",
-    )
-    .unwrap();
+    let dir = tempdir(tag);
+    std::fs::write(dir.join("rules.conf"), rules).unwrap();
     write_policy(
         &dir,
         &format!(
-            "version: 1\nname: waflog\nupstreams:\n  app:\n    targets: [\"{up}\"]\n\
+            "version: 1\nname: {tag}\nupstreams:\n  app:\n    targets: [\"{up}\"]\n\
              routes:\n  - name: all\n    upstream: app\nwaf:\n  enabled: true\n  rules: [rules.conf]\n"
         ),
     );
@@ -190,6 +185,18 @@ async fn logging_phase_runs_after_a_block() {
     )
     .await
     .unwrap();
+    (s, alerts)
+}
+
+#[tokio::test]
+async fn logging_phase_runs_after_a_block() {
+    let (s, alerts) = serve_rules(
+        "waf-log",
+        "SecRule ARGS \"@contains evil\" \"id:2001,phase:2,deny,status:403,log,msg:'evil'\"\n\
+         SecAction \"id:2002,phase:5,pass,log,msg:'logging phase'\"\n\
+         SecRule REQUEST_HEADERS:X-Go \"@rx .\" \"id:2003,phase:1,redirect:https://example.com/,log\"\n",
+    )
+    .await;
     let a = s.http.unwrap();
     assert_eq!(status(a, &get_h("/?q=evil", "")).await, 403);
     assert_eq!(status(a, &get_h("/?q=fine", "")).await, 200);
@@ -214,6 +221,50 @@ async fn logging_phase_runs_after_a_block() {
     assert_eq!(
         with("ModSecurity: Warning. [file \"rules.conf\"] [line \"2\"] [id \"2002\"]"),
         3,
+        "{log}"
+    );
+}
+
+/// `drop` closes the connection without an answer (HTTP/1), or resets the
+/// stream and keeps the connection (HTTP/2); the alert log says so.
+#[tokio::test]
+async fn drop_answers_nothing() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (s, alerts) = serve_rules(
+        "waf-drop",
+        "SecRule REQUEST_HEADERS:X-Drop \"@rx .\" \"id:3001,phase:1,drop,log\"\n",
+    )
+    .await;
+    let a = s.http.unwrap();
+    let (resp, closed) = raw_then_closed(a, get_h("/", "X-Drop: 1\r\n").as_bytes()).await;
+    assert!(resp.is_none(), "no answer: {:?}", resp.map(|r| r.status));
+    assert!(closed);
+    assert_eq!(status(a, &get_h("/", "")).await, 200);
+
+    let io = tokio::net::TcpStream::connect(a).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = |drop: bool| {
+        let mut r = http::Request::get("http://shop.example.com/h2");
+        if drop {
+            r = r.header("x-drop", "1");
+        }
+        r.body(Empty::<bytes::Bytes>::new()).unwrap()
+    };
+    assert!(send.send_request(req(true)).await.is_err(), "stream reset");
+    let ok = send.send_request(req(false)).await.unwrap();
+    assert_eq!(ok.status(), 200, "the connection goes on");
+
+    let log = lines_when_written(&alerts, 2).await;
+    s.stop();
+    let dropped = "ModSecurity: Access denied with connection close (phase 1). [file \"rules.conf\"] [line \"1\"] [id \"3001\"]";
+    assert_eq!(
+        log.lines().filter(|l| l.contains(dropped)).count(),
+        2,
         "{log}"
     );
 }

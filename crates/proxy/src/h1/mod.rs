@@ -193,6 +193,11 @@ where
             (answer, pumped == Some(true))
         };
 
+        if answer.drop {
+            // `drop`: no answer at all.
+            let _ = io.shutdown().await;
+            return None;
+        }
         let close = !head.keep_alive || answer.close || !body_complete || shared.draining();
         match write_answer(&mut io, answer, head.version, is_head, close).await {
             Ok(()) if !close => continue,

@@ -27,6 +27,9 @@ pub fn reads_response_headers(ctx: &RequestCtx) -> bool {
 fn verdict(iv: Option<Intervention>) -> Verdict {
     match iv {
         None => Verdict::Allow,
+        Some(iv) if iv.drop => Verdict::Drop {
+            reason: format!("waf rule {}", iv.rule_id),
+        },
         Some(iv) => match iv.redirect {
             Some(url) => Verdict::Challenge {
                 status: if (300..400).contains(&iv.status) {
@@ -112,7 +115,7 @@ impl Stage for WafStage {
                 file: m.file.clone(),
                 line: m.line,
                 ver: m.ver.clone(),
-                // Worded as `verdict` answers it (`drop` is answered as a deny).
+                // Worded as ModSecurity words what `verdict` answers.
                 denied: stopped.as_ref().filter(|iv| iv.rule_id == m.id).map(|iv| {
                     match (&iv.redirect, verdict(Some(iv.clone()))) {
                         (Some(url), Verdict::Challenge { status, .. }) => format!(
@@ -121,6 +124,9 @@ impl Stage for WafStage {
                         ),
                         (_, Verdict::Deny { status, .. }) => {
                             format!("with code {status} (phase {})", m.phase)
+                        }
+                        (_, Verdict::Drop { .. }) => {
+                            format!("with connection close (phase {})", m.phase)
                         }
                         _ => format!("(phase {})", m.phase),
                     }
