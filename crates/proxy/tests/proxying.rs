@@ -224,19 +224,12 @@ async fn client_ip_seen(trusted: &str, xff: &str) -> (String, String) {
             &format!("server:\n  trusted_proxies: [{trusted}]\n"),
         ),
     );
-    let (k, _) = key();
-    let (b, _) = policy::build(&dir, &k).unwrap();
     let events = dir.join("events.jsonl");
-    let s = proxy::start(
-        proxy::Runtime::from_bundle(&b).unwrap(),
-        proxy::ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            event_log: Some(events.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let opts = proxy::ServeOptions {
+        event_log: Some(events.clone()),
+        ..Default::default()
+    };
+    let s = serve_dir_with(&dir, opts).await;
     let r = raw(
         s.http.unwrap(),
         format!(

@@ -172,20 +172,12 @@ async fn serve_rules(tag: &str, rules: &str) -> (proxy::Running, std::path::Path
              routes:\n  - name: all\n    upstream: app\nwaf:\n  enabled: true\n  rules: [rules.conf]\n"
         ),
     );
-    let (k, _) = key();
-    let (b, _) = policy::build(&dir, &k).unwrap();
     let alerts = dir.join("alerts.log");
-    let s = proxy::start(
-        proxy::Runtime::from_bundle(&b).unwrap(),
-        proxy::ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            alert_log: Some(alerts.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    (s, alerts)
+    let opts = proxy::ServeOptions {
+        alert_log: Some(alerts.clone()),
+        ..Default::default()
+    };
+    (serve_dir_with(&dir, opts).await, alerts)
 }
 
 #[tokio::test]

@@ -62,6 +62,11 @@ pub async fn serve_yaml(yaml: &str) -> proxy::Running {
 
 /// Build a policy directory (palisade.yaml plus its files) and serve it.
 pub async fn serve_dir(dir: &Path) -> proxy::Running {
+    serve_dir_with(dir, proxy::ServeOptions::default()).await
+}
+
+/// [`serve_dir`] with `opts` (log files, ...), listening on a free port.
+pub async fn serve_dir_with(dir: &Path, opts: proxy::ServeOptions) -> proxy::Running {
     let (k, _) = key();
     let (b, _) = policy::build(dir, &k).unwrap();
     let rt = proxy::Runtime::from_bundle(&b).unwrap();
@@ -69,7 +74,7 @@ pub async fn serve_dir(dir: &Path) -> proxy::Running {
         rt,
         proxy::ServeOptions {
             listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
+            ..opts
         },
     )
     .await
