@@ -237,7 +237,13 @@ impl RequestCtx {
 
     /// Store `value` as `stage`'s state (replacing what it stored before).
     pub fn put<T: Any + Send>(&mut self, stage: &'static str, value: T) {
-        let value: Box<dyn Any + Send> = Box::new(value);
+        self.put_boxed(stage, Box::new(value));
+    }
+
+    /// [`put`](Self::put) for a value already on the heap: a large state
+    /// (the WAF's transaction, 3 KiB) is stored without being copied.
+    pub fn put_boxed<T: Any + Send>(&mut self, stage: &'static str, value: Box<T>) {
+        let value: Box<dyn Any + Send> = value;
         match self.slot(stage) {
             Some(i) => self.slots[i].1 = value,
             None => self.slots.push((stage, value)),
@@ -255,9 +261,14 @@ impl RequestCtx {
     }
 
     pub fn take<T: Any + Send>(&mut self, stage: &'static str) -> Option<T> {
+        self.take_boxed(stage).map(|b| *b)
+    }
+
+    /// [`take`](Self::take), leaving the value on the heap.
+    pub fn take_boxed<T: Any + Send>(&mut self, stage: &'static str) -> Option<Box<T>> {
         let i = self.slot(stage)?;
         let (_, b) = self.slots.swap_remove(i);
-        b.downcast().ok().map(|b| *b)
+        b.downcast().ok()
     }
 
     fn slot(&self, stage: &str) -> Option<usize> {
@@ -349,6 +360,13 @@ mod tests {
         assert_eq!(c.take::<u32>("waf"), None, "taken");
         assert_eq!(c.get::<String>("bot").map(String::as_str), Some("b2"));
         assert_eq!(c.get::<u64>("flow"), Some(&3));
+        // A boxed value is the same slot's value as one put unboxed.
+        c.put_boxed("waf", Box::new(7u32));
+        *c.get_mut::<u32>("waf").unwrap() += 1;
+        assert_eq!(c.take_boxed::<String>("waf"), None, "another type");
+        c.put_boxed("waf", Box::new(8u32));
+        assert_eq!(c.take_boxed::<u32>("waf"), Some(Box::new(8)));
+        assert_eq!(c.take::<u32>("waf"), None, "taken");
     }
 
     #[test]

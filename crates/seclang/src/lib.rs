@@ -230,7 +230,9 @@ pub struct Transaction {
     matched: Vec<MatchedRule>,
     st: state::TxState,
     rt: engine::Runtime,
-    cache: tcache::TCache,
+    /// Always present but while the transaction is dropped (handed back
+    /// to the thread's pool then).
+    cache: Option<Box<tcache::TCache>>,
     stats: engine::Stats,
     /// Phases already run (index 1-5).
     done: [bool; 6],
@@ -240,9 +242,16 @@ impl Drop for Transaction {
     fn drop(&mut self) {
         // Hand the cache's tables and the state's buffers back for the
         // thread's next transaction.
-        let mut cache = std::mem::take(&mut self.cache);
+        let Some(mut cache) = self.cache.take() else {
+            return;
+        };
         cache.spare = state::Spare::keep(&mut self.st);
         cache.spare.scratch = self.rt.take_scratch();
+        // A list grown by an unusual request is let go.
+        if self.matched.capacity() <= 256 {
+            self.matched.clear();
+            cache.spare.matched = std::mem::take(&mut self.matched);
+        }
         tcache::TCache::give(cache);
     }
 }
@@ -254,6 +263,10 @@ impl Transaction {
         let mut cache = tcache::TCache::take();
         let mut spare = std::mem::take(&mut cache.spare);
         rt.set_scratch(std::mem::take(&mut spare.scratch));
+        let mut matched = std::mem::take(&mut spare.matched);
+        // Room for a typical request's matches (CRS records its
+        // initialisation and scoring rules too), grown once if at all.
+        matched.reserve(32);
         // The last transaction's TX layer, emptied, over this rule set's start.
         let tx = match spare.tx.take() {
             Some(mut tx) => {
@@ -271,12 +284,10 @@ impl Transaction {
         Transaction {
             rules,
             unique_id,
-            // Room for a typical request's matches (CRS records its
-            // initialisation and scoring rules too), grown once if at all.
-            matched: Vec::with_capacity(32),
+            matched,
             st,
             rt,
-            cache,
+            cache: Some(cache),
             stats: engine::Stats::default(),
             done: [false; 6],
         }
@@ -303,11 +314,12 @@ impl Transaction {
         if let Some(d) = self.done.get_mut(usize::from(phase)) {
             *d = true;
         }
+        let cache = self.cache.as_deref_mut()?;
         let mut e = engine::Engine {
             rs: &self.rules,
             st: &mut self.st,
             rt: &mut self.rt,
-            cache: &mut self.cache,
+            cache,
             matched: &mut self.matched,
             stats: &mut self.stats,
         };

@@ -284,7 +284,10 @@ pub fn recycle_refs<'b, T: ?Sized + 'b>(mut v: Vec<&T>) -> Vec<&'b T> {
 thread_local! {
     /// Caches of finished transactions, reused so their tables keep their
     /// capacity instead of growing again on every request.
-    static POOL: std::cell::RefCell<Vec<TCache>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Boxed: a transaction takes and gives back a pointer, not the
+    /// cache's 900 bytes (moved several times a request otherwise).
+    #[allow(clippy::vec_box)]
+    static POOL: std::cell::RefCell<Vec<Box<TCache>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl TCache {
@@ -891,7 +894,11 @@ impl TCache {
 
     pub fn set_union(&mut self, gid: u32, acc: &[u64]) {
         let off = self.bits.len();
-        self.bits.extend_from_slice(acc);
+        match acc {
+            // Most groups' union is one word: a push, not a call to memcpy.
+            [w] => self.bits.push(*w),
+            _ => self.bits.extend_from_slice(acc),
+        }
         let g = gid as usize;
         if self.unions.len() <= g {
             self.unions.resize(g + 1, NO_UNION);
@@ -902,12 +909,12 @@ impl TCache {
     }
 
     /// An empty cache, recycled from this thread's pool when there is one.
-    pub fn take() -> TCache {
+    pub fn take() -> Box<TCache> {
         POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
     }
 
     /// Return a cache to this thread's pool (bounded; oversized tables are dropped).
-    pub fn give(mut c: TCache) {
+    pub fn give(mut c: Box<TCache>) {
         if c.map.capacity().max(c.items.capacity()) > 4 * MAX_ENTRIES
             || c.bits.capacity() > MAX_RETAINED_BITS
         {

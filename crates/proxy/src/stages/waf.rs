@@ -57,9 +57,9 @@ impl Stage for WafStage {
         let Some(rules) = ctx.route.as_ref().and_then(|r| self.by_route.get(r)) else {
             return Verdict::Allow;
         };
-        let mut tx = Transaction::new(rules.clone(), &ctx.req, ctx.id.clone());
+        let mut tx = Box::new(Transaction::new(rules.clone(), &ctx.req, ctx.id.clone()));
         let iv = tx.process_request_headers();
-        ctx.put(SLOT, tx);
+        ctx.put_boxed(SLOT, tx);
         verdict(iv)
     }
 
@@ -99,7 +99,7 @@ impl Stage for WafStage {
     }
 
     fn on_log(&self, ctx: &mut RequestCtx) {
-        let Some(mut tx) = ctx.take::<Transaction>(SLOT) else {
+        let Some(mut tx) = ctx.take_boxed::<Transaction>(SLOT) else {
             return;
         };
         tx.process_logging();
