@@ -172,16 +172,14 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
 
     // Upstream request: origin-form URI, end-to-end headers only.
     let target = upstream.pick();
-    let mut full =
-        String::with_capacity(8 + target.len() + ctx.req.path.len() + 1 + ctx.req.query.len());
-    full.push_str("http://");
-    full.push_str(target);
-    full.push_str(&ctx.req.path);
+    // Origin-form, as it goes to the upstream (no absolute URI to parse and cut down again).
+    let mut origin = String::with_capacity(ctx.req.path.len() + 1 + ctx.req.query.len());
+    origin.push_str(&ctx.req.path);
     if !ctx.req.query.is_empty() {
-        full.push('?');
-        full.push_str(&ctx.req.query);
+        origin.push('?');
+        origin.push_str(&ctx.req.query);
     }
-    let uri = match http::Uri::try_from(full) {
+    let uri = match http::Uri::try_from(origin) {
         Ok(u) => u,
         Err(_) => return local(400, "invalid request target\n".into(), true),
     };
@@ -200,19 +198,19 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         values.extend_from_slice(v);
     }
     let values = values.freeze();
-    // The `Connection:` values, found once (not once per field).
-    let conn: Vec<&[u8]> = ctx
-        .req
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .map(|(_, v)| v.as_slice())
-        .collect();
+    // The fields `Connection:` lists, found once (not once per field).
+    let listed = connection_listed(
+        ctx.req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .map(|(_, v)| v.as_slice()),
+    );
     let mut at = 0;
     for (n, v) in &ctx.req.headers {
         let value = values.slice(at..at + v.len());
         at += v.len();
-        if is_hop_by_hop(n) || conn.iter().any(|v| value_lists(v, n)) {
+        if is_hop_by_hop(n) || lists(&listed, n) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
@@ -223,10 +221,10 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
         }
     }
     if !h.contains_key(http::header::HOST) {
-        if let Some(auth) = ctx.req.header("host") {
-            if let Ok(v) = HeaderValue::from_bytes(auth) {
-                h.insert(http::header::HOST, v);
-            }
+        // The client's (when it was not forwarded), else the upstream's address.
+        let host = ctx.req.header("host").unwrap_or(target.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(host) {
+            h.insert(http::header::HOST, v);
         }
     }
     append_forwarded(h, ctx);
@@ -292,15 +290,19 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     let mut out = Response::new(RespBody::Upstream { prefix, rest });
     *out.status_mut() = parts.status;
     let mut headers = parts.headers;
-    let conn_values: Vec<HeaderValue> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .cloned()
-        .collect();
-    let listed = |n: &HeaderName| {
-        conn_values
+    let conn_listed = connection_listed(
+        headers
+            .get_all(http::header::CONNECTION)
             .iter()
-            .any(|v| value_lists(v.as_bytes(), n.as_str()))
+            .map(HeaderValue::as_bytes),
+    )
+    .into_iter()
+    .map(<[u8]>::to_vec)
+    .collect::<Vec<_>>();
+    let listed = |n: &HeaderName| {
+        conn_listed
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(n.as_str().as_bytes()))
     };
     let drop_any = headers
         .keys()
@@ -329,13 +331,28 @@ async fn run(shared: &Shared, rt: &Runtime, ctx: &mut RequestCtx, mut body: ReqB
     }
 }
 
-/// Does one `Connection:` value list `name` among its comma-separated
-/// tokens? (Header names are ASCII; tokens are compared as bytes.)
-fn value_lists(v: &[u8], name: &str) -> bool {
-    v.split(|&b| b == b',').any(|t| {
-        let t = t.trim_ascii();
-        !t.is_empty() && t.eq_ignore_ascii_case(name.as_bytes())
-    })
+/// The field names the `Connection:` values list among their
+/// comma-separated tokens, but for the hop-by-hop fields, which go anyway
+/// (`Connection: keep-alive` lists nothing more to drop).
+fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    for v in values {
+        for t in v.split(|&b| b == b',') {
+            let t = t.trim_ascii();
+            if !t.is_empty() && !std::str::from_utf8(t).is_ok_and(is_hop_by_hop) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `name` is among the listed tokens (header names are ASCII:
+/// compared as bytes, case-insensitively).
+fn lists(listed: &[&[u8]], name: &str) -> bool {
+    listed
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// Tell the upstream who the client is. An untrusted peer's own

@@ -166,6 +166,9 @@ impl Pool {
 
 /// Absolute URI to origin-form (`/path?query`), as sent to an origin server.
 fn origin_form(uri: &mut http::Uri) {
+    if uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some() {
+        return; // already origin-form
+    }
     let path = match uri.path_and_query() {
         Some(pq) if pq.as_str() != "/" => {
             let mut parts = http::uri::Parts::default();

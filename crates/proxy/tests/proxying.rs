@@ -265,6 +265,40 @@ async fn trusted_proxy_client_ip() {
 
 /// Fields the client's `Connection:` lists are hop-by-hop (RFC 9110 7.6.1):
 /// not forwarded, whatever their case or the list's spacing; the others are.
+/// The upstream gets the target in origin-form with its query, and a
+/// `Host` even when the client sent none (HTTP/1.0): the upstream's address.
+#[tokio::test]
+async fn upstream_gets_origin_form_and_a_host() {
+    let up = upstream().await;
+    let s = serve_yaml(&policy_yaml(up, "p", "")).await;
+    let addr = s.http.unwrap();
+    let host_of = |r: &Resp| -> Vec<String> {
+        r.json()["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h[0] == "host")
+            .map(|h| h[1].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = raw(addr, b"GET /a/b?x=1&y=%20 HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], "/a/b?x=1&y=%20");
+    assert_eq!(host_of(&r), vec![up.to_string()]);
+    let r = raw(
+        addr,
+        b"GET http://shop.example/c?q HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], "/c?q");
+    assert_eq!(host_of(&r), vec!["shop.example".to_string()]);
+    s.stop();
+}
+
 #[tokio::test]
 async fn connection_listed_fields_stay_on_the_client_hop() {
     let up = upstream().await;
