@@ -1791,3 +1791,43 @@ fn response_headers_are_each_transactions_own() {
     assert_eq!(run(&[], h(&[("Content-Type", "x")])), (vec![3], None));
     assert_eq!(run(&[], Vec::new()), (vec![4], None));
 }
+
+/// The request-line and connection variables are each transaction's own,
+/// though their buffers are the thread's last transaction's: a short
+/// request after a long one shows nothing of the long one.
+#[test]
+fn request_variables_are_each_transactions_own() {
+    let conf = "SecRuleEngine On\n\
+        SecAction \"id:1,phase:1,pass,log,msg:'%{REQUEST_LINE}|%{REQUEST_URI}|%{REQUEST_FILENAME}|%{REQUEST_BASENAME}|%{QUERY_STRING}|%{REMOTE_ADDR}|%{REMOTE_PORT}|%{SERVER_ADDR}|%{SERVER_PORT}|%{SERVER_NAME}|%{UNIQUE_ID}|%{REQUEST_METHOD}|%{REQUEST_PROTOCOL}'\"\n";
+    let rs = Arc::new(rules(&[("main.conf", conf)]).unwrap_or_else(|e| panic!("{e}")));
+    let run = |r: RequestHead, uid: &str| {
+        let mut tx = Transaction::new(rs.clone(), &r, uid.into());
+        tx.process_request_headers();
+        tx.matched()
+            .iter()
+            .find(|m| m.id == 1)
+            .map(|m| m.msg.clone())
+            .unwrap()
+    };
+    let mut long = req(
+        "/a%20long/path/to/some/file.php?with=a&long=query%20string",
+        &[("Host", "long-host-name.example.com")],
+    );
+    long.method = "OPTIONS".into();
+    long.version = HttpVersion::Http10;
+    long.peer = "[2001:db8::1234:5678]:65535".parse().unwrap();
+    long.client_ip = "2001:db8::1234:5678".parse().unwrap();
+    long.local = "[2001:db8::1]:8443".parse().unwrap();
+    assert_eq!(
+        run(long, "a-long-unique-id"),
+        "OPTIONS /a%20long/path/to/some/file.php?with=a&long=query%20string HTTP/1.0\
+         |/a%20long/path/to/some/file.php?with=a&long=query%20string\
+         |/a long/path/to/some/file.php|file.php|with=a&long=query%20string\
+         |2001:db8::1234:5678|65535|2001:db8::1|8443|long-host-name.example.com\
+         |a-long-unique-id|OPTIONS|HTTP/1.0"
+    );
+    assert_eq!(
+        run(req("/b", &[("Host", "h")]), "u2"),
+        "GET /b HTTP/1.1|/b|/b|b||10.0.0.1|4444|10.0.0.2|80|h|u2|GET|HTTP/1.1"
+    );
+}
