@@ -46,6 +46,25 @@ add("POST", "/api/v2/cart", api,
 add("PUT", "/api/v2/profile", api,
   '{"name":"Kenji Sato","email":"k.sato@example.jp","phones":["+81 3 1234 5678"],'
   .. '"address":{"line1":"1-2-3 Chiyoda","city":"Tokyo","zip":"100-0001"},"newsletter":false}')
+-- Larger JSON bodies (an API's batch calls, 2-3 KiB): the body parser and the per-argument work weigh in the
+-- profile as they do in API traffic.
+local events = {}
+for i = 1, 18 do
+  events[#events + 1] = string.format(
+    '{"ts":%d,"type":"%s","page":"/catalog/item-%d","duration_ms":%d,"tags":["web","v%d"],"ok":%s}',
+    1732700000 + i * 37, (i % 3 == 0) and "click" or "view", 1000 + i * 7, 120 + i * 13, i % 4,
+    (i % 5 == 0) and "false" or "true")
+end
+add("POST", "/api/v2/events", api, '{"session":"c0ffee42","device":{"os":"iOS","w":390,"h":844},"events":['
+  .. table.concat(events, ",") .. ']}')
+local rows = {}
+for i = 1, 12 do
+  rows[#rows + 1] = string.format(
+    '{"sku":"LIN-%03d","title":"Linen shirt, %s","price":{"amount":%d.50,"currency":"EUR"},"stock":%d,'
+    .. '"attributes":{"colour":"%s","fit":"regular"}}',
+    i, (i % 2 == 0) and "long sleeve" or "short sleeve", 30 + i, i * 3, (i % 3 == 0) and "sand" or "white")
+end
+add("PATCH", "/api/v2/catalog/batch", api, '{"replace":false,"items":[' .. table.concat(rows, ",") .. ']}')
 add("POST", "/login", form, "username=alice&password=correct+horse+battery&remember=on")
 add("POST", "/search", form, "q=linen+trousers&colour=beige&size=L")
 add("DELETE", "/api/v2/cart/204", api)
