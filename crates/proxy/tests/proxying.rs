@@ -263,8 +263,6 @@ async fn trusted_proxy_client_ip() {
     assert_eq!(xff, "127.0.0.1");
 }
 
-/// Fields the client's `Connection:` lists are hop-by-hop (RFC 9110 7.6.1):
-/// not forwarded, whatever their case or the list's spacing; the others are.
 /// The upstream gets the target in origin-form with its query, and a
 /// `Host` even when the client sent none (HTTP/1.0): the upstream's address.
 #[tokio::test]
@@ -299,6 +297,8 @@ async fn upstream_gets_origin_form_and_a_host() {
     s.stop();
 }
 
+/// Fields the client's `Connection:` lists are hop-by-hop (RFC 9110 7.6.1):
+/// not forwarded, whatever their case or the list's spacing; the others are.
 #[tokio::test]
 async fn connection_listed_fields_stay_on_the_client_hop() {
     let up = upstream().await;
