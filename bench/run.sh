@@ -24,7 +24,7 @@ ROWS=(
   --add "palisade-crs|$((8091 + OFF))|waf|$BIN serve --policy $ROOT/bench/policy-crs --listen 127.0.0.1:$((8091 + OFF)) --admin 127.0.0.1:$((9991 + OFF)) --upstream $UP"
 )
 if [ "$PGO" = 1 ]; then
-  PGO_BIN=$(bash "$ROOT/bench/pgo.sh" | tail -1)
+  PGO_BIN=$(bash "$ROOT/bench/pgo.sh")
   [ -x "$PGO_BIN" ] || { echo "bench/pgo.sh gave no binary" >&2; exit 1; }
   ROWS+=(--add "palisade-crs-pgo|$((8092 + OFF))|waf|$PGO_BIN serve --policy $ROOT/bench/policy-crs --listen 127.0.0.1:$((8092 + OFF)) --admin 127.0.0.1:$((9992 + OFF)) --upstream $UP")
 fi
