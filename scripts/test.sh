@@ -11,6 +11,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 # The engine benchmark's per-rule profiler is behind a feature: keep it building.
 cargo clippy -p seclang --all-targets --features rule-profile -- -D warnings
+# The benchmark and build scripts are not run here (they need peers and minutes): their syntax is checked.
+echo "== shell syntax (scripts/, bench/)"
+for f in scripts/*.sh bench/*.sh; do bash -n "$f"; done
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
