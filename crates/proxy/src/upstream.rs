@@ -7,7 +7,7 @@
 
 use crate::body::{BoxError, ReqBody};
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -119,21 +119,13 @@ impl Pool {
         Ok(tx)
     }
 
-    /// Send one request to `target` (`host:port`). The URI may be absolute;
-    /// it goes out in origin-form, with `Host` from the URI when missing.
+    /// Send one request to `target` (`host:port`). The caller gives the URI
+    /// in origin-form (`/path?query`) and the `Host` field, as they go out.
     pub async fn request(
         &self,
         target: &str,
         mut req: Request<ReqBody>,
     ) -> Result<Response<UpstreamBody>, BoxError> {
-        if !req.headers().contains_key(http::header::HOST) {
-            if let Some(a) = req.uri().authority() {
-                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                    req.headers_mut().insert(http::header::HOST, v);
-                }
-            }
-        }
-        origin_form(req.uri_mut());
         loop {
             let (mut tx, reused) = match self.checkout(target) {
                 Some(tx) => (tx, true),
@@ -162,22 +154,6 @@ impl Pool {
             }
         }
     }
-}
-
-/// Absolute URI to origin-form (`/path?query`), as sent to an origin server.
-fn origin_form(uri: &mut http::Uri) {
-    if uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some() {
-        return; // already origin-form
-    }
-    let path = match uri.path_and_query() {
-        Some(pq) if pq.as_str() != "/" => {
-            let mut parts = http::uri::Parts::default();
-            parts.path_and_query = Some(pq.clone());
-            http::Uri::from_parts(parts).ok()
-        }
-        _ => None,
-    };
-    *uri = path.unwrap_or_else(|| http::Uri::from_static("/"));
 }
 
 /// An upstream response body; its connection returns to the pool once the
